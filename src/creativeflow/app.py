@@ -1,0 +1,83 @@
+"""create_app(settings): the one FastAPI application of the platform."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from creativeflow import __version__
+from creativeflow.http.health import build_health_router
+from creativeflow.http.middleware import RequestContextMiddleware
+from creativeflow.http.problems import install_problem_handlers
+from creativeflow.identity.bootstrap import sync_builtin_roles
+from creativeflow.ideas.router import router as ideas_router
+from creativeflow.identity.admin_router import router as admin_router
+from creativeflow.identity.router import router as auth_router
+from creativeflow.platform import Platform, build_platform
+from creativeflow.settings import Settings, get_settings
+from creativeflow.shared.core.logging import configure_logging
+
+API_PREFIX = "/api/v1"
+
+DESCRIPTION = """
+CreativeFlow is a self-hostable backend for AI-assisted creative work.
+
+**Authentication.** `POST /api/v1/auth/login` returns an access token (30 minutes) and a
+refresh token (7 days, single use). Send `Authorization: Bearer <access token>`, or a personal
+API key as `X-API-Key` or as the bearer token.
+
+**Errors** are RFC 9457 `application/problem+json` with a stable `code` and a `correlation_id`.
+"""
+
+
+def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> FastAPI:
+    settings = settings or (platform.settings if platform else get_settings())
+    configure_logging(settings.service_name, settings.log_level)
+    owns_platform = platform is None
+    platform = platform or build_platform(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await sync_builtin_roles(app.state.platform)
+        yield
+        if owns_platform:
+            await app.state.platform.close()
+
+    app = FastAPI(
+        title="CreativeFlow API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url="/redoc",
+    )
+    app.state.platform = platform
+    install_problem_handlers(app)
+
+    app.include_router(build_health_router())
+    app.include_router(auth_router, prefix=API_PREFIX)
+    _include_domain_routers(app)
+
+    # Registered last so it runs first: CORS preflights are answered before anything else.
+    app.add_middleware(RequestContextMiddleware, hsts=settings.is_production)
+    if settings.allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Correlation-ID"],
+            expose_headers=["X-Correlation-ID", "Retry-After"],
+            max_age=600,
+        )
+    return app
+
+
+def _include_domain_routers(app: FastAPI) -> None:
+    app.include_router(admin_router, prefix=API_PREFIX)
+    app.include_router(ideas_router, prefix=API_PREFIX)
+

@@ -1,0 +1,150 @@
+"""The `creativeflow` command: serve, db, users, openapi."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from creativeflow.settings import ConfigurationError, Settings, get_settings
+
+app = typer.Typer(help="CreativeFlow platform", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations", no_args_is_help=True)
+users_app = typer.Typer(help="User administration", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+
+
+def _settings() -> Settings:
+    try:
+        settings = get_settings()
+    except ConfigurationError as exc:
+        typer.secho(f"configuration error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    settings.ensure_data_dir()
+    return settings
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+    migrate: Annotated[bool, typer.Option(help="Apply pending migrations first")] = True,
+) -> None:
+    """Apply pending migrations, then serve the API with uvicorn."""
+    import uvicorn
+
+    from creativeflow.db import migrate as migrations
+
+    settings = _settings()
+    if migrate:
+        migrations.upgrade(settings.resolved_database_url())
+    uvicorn.run(
+        "creativeflow.app:create_app", factory=True, host=host, port=port, workers=workers,
+        log_config=None, proxy_headers=True, server_header=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    from creativeflow.db import migrate as migrations
+
+    migrations.upgrade(_settings().resolved_database_url(), revision)
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument()] = "-1") -> None:
+    """Revert migrations down to REVISION (default: one step)."""
+    from creativeflow.db import migrate as migrations
+
+    migrations.downgrade(_settings().resolved_database_url(), revision)
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's revision and the newest one shipped."""
+    from creativeflow.db import migrate as migrations
+    from creativeflow.db.engine import create_engine
+
+    settings = _settings()
+
+    async def read() -> str | None:
+        engine = create_engine(settings.resolved_database_url(), null_pool=True)
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(migrations.current_revision)
+        finally:
+            await engine.dispose()
+
+    current = asyncio.run(read())
+    head = migrations.head_revision()
+    typer.echo(f"current: {current or '(empty database)'}")
+    typer.echo(f"head:    {head}")
+    if current != head:
+        raise typer.Exit(1)
+
+
+@db_app.command("revision")
+def db_revision(
+    message: Annotated[str, typer.Option("-m", "--message", help="What the migration does")],
+    autogenerate: Annotated[bool, typer.Option(help="Diff the models against the database")] = True,
+    rev_id: Annotated[str | None, typer.Option(help="Revision id, e.g. 0002")] = None,
+) -> None:
+    """Create a new migration file inside the package (upgrade the database first)."""
+    from creativeflow.db import migrate as migrations
+
+    migrations.revision(
+        _settings().resolved_database_url(), message, autogenerate=autogenerate, rev_id=rev_id
+    )
+
+
+@users_app.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(prompt=True)],
+    username: Annotated[str, typer.Option(prompt=True)],
+    name: Annotated[str, typer.Option(prompt=True)],
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
+                          help="Prompted for when not given")
+    ],
+) -> None:
+    """Create a user with the admin role."""
+    from pydantic import ValidationError
+
+    from creativeflow.identity.bootstrap import create_admin_user
+    from creativeflow.shared.api.dtos.user import UserCreate
+    from creativeflow.shared.core.exceptions import BaseAPIException
+
+    settings = _settings()
+    try:
+        data = UserCreate(email=email, username=username, name=name, password=password)
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"])
+            typer.secho(f"{field}: {error['msg']}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    try:
+        user_id = asyncio.run(create_admin_user(settings, data))
+    except BaseAPIException as exc:
+        typer.secho(exc.detail, fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"created admin {data.username} ({user_id})")
+
+
+@app.command()
+def openapi() -> None:
+    """Print the OpenAPI document as JSON."""
+    from creativeflow.app import create_app
+
+    settings = _settings()
+    json.dump(create_app(settings).openapi(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,67 @@
+"""Engine and session factories for SQLite (embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
+# Execution option read by the SQLite BEGIN hook below; write requests ask for IMMEDIATE.
+SQLITE_BEGIN = "creativeflow_sqlite_begin"
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def create_engine(url: str, *, pool_size: int = 20, max_overflow: int = 20, echo: bool = False,
+                  null_pool: bool = False) -> AsyncEngine:
+    kwargs: dict[str, Any] = {"echo": echo}
+    if null_pool:
+        kwargs["poolclass"] = NullPool
+    elif not is_sqlite(url):
+        kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
+                      pool_recycle=3600)
+    if is_sqlite(url):
+        kwargs["connect_args"] = {"timeout": 15}
+    engine = create_async_engine(url, **kwargs)
+    if is_sqlite(url):
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """WAL, foreign keys, and transactions that SQLAlchemy (not the driver) begins.
+
+    The stdlib driver opens transactions lazily and ignores SAVEPOINT semantics; taking BEGIN
+    over makes savepoints work and lets writes take the lock up front (BEGIN IMMEDIATE), so two
+    writers queue on the busy timeout instead of failing on a lock upgrade.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def writer_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool, with writes taking SQLite's write lock when their transaction begins."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+    return engine

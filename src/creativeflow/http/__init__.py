@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every router: middleware, problem+json, pagination, auth dependencies."""

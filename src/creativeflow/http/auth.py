@@ -1,0 +1,83 @@
+"""Authentication and authorization dependencies. Deny by default: every non-public route
+depends on `current_principal`, usually through `require_permission(...)`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from creativeflow.http.routing import open_request_session
+from creativeflow.identity.principal import Principal
+from creativeflow.identity.service import (
+    API_KEY_PREFIX,
+    AuthService,
+    ClientInfo,
+    ensure_allowed,
+)
+from creativeflow.shared.core.context import user_id_var
+from creativeflow.shared.core.exceptions import AuthenticationException
+
+_bearer = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/login", auto_error=False,
+    description="Access token from /api/v1/auth/login, an external RS256 token, or an API key",
+)
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Personal API key")
+
+
+def get_db_session(request: Request) -> AsyncSession:
+    return open_request_session(request)
+
+
+DbSession = Annotated[AsyncSession, Depends(get_db_session)]
+
+
+def get_auth_service(request: Request, session: DbSession) -> AuthService:
+    return AuthService(session, request.app.state.platform.auth)
+
+
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+def client_info(request: Request) -> ClientInfo:
+    address = request.client.host if request.client else "unknown"
+    return ClientInfo(address=address, user_agent=request.headers.get("user-agent"))
+
+
+ClientInfoDep = Annotated[ClientInfo, Depends(client_info)]
+
+
+async def current_principal(
+    request: Request,
+    service: AuthServiceDep,
+    bearer: Annotated[str | None, Security(_bearer)],
+    api_key: Annotated[str | None, Security(_api_key)],
+) -> Principal:
+    if api_key:
+        principal = await service.authenticate_api_key(api_key)
+    elif bearer and bearer.startswith(API_KEY_PREFIX):
+        principal = await service.authenticate_api_key(bearer)
+    elif bearer:
+        principal = await service.authenticate_token(bearer)
+    else:
+        raise AuthenticationException("Not authenticated")
+    request.state.user_id = str(principal.user_id)
+    user_id_var.set(str(principal.user_id))
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_permission(permission: str) -> Callable[..., Awaitable[Principal]]:
+    """The one way routes check permissions: authenticated, and allowed `permission`."""
+
+    async def check(principal: CurrentPrincipal) -> Principal:
+        ensure_allowed(principal, permission)
+        return principal
+
+    check.__name__ = f"require_{permission.replace(':', '_')}"
+    return check

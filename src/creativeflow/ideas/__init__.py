@@ -1,0 +1,1 @@
+"""Content ideas (creatorvault.md): each creator's private backlog of ideas."""

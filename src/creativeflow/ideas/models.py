@@ -1,0 +1,1 @@
+"""Content idea tables (filled in with the ideas module)."""

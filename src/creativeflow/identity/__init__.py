@@ -1,0 +1,1 @@
+"""Identity: users, roles and permissions, sessions and tokens, API keys."""

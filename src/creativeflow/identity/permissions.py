@@ -1,0 +1,81 @@
+"""Permissions and the built-in roles.
+
+Names are `resource:action` (STYLE.md). The built-in map is artnex.md's, renamed to that form
+(`create:brand` -> `brands:create`), and extended with the permissions of later modules.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Permission(StrEnum):
+    BRANDS_CREATE = "brands:create"
+    BRANDS_READ = "brands:read"
+    BRANDS_UPDATE = "brands:update"
+    BRANDS_DELETE = "brands:delete"
+
+    CAMPAIGNS_CREATE = "campaigns:create"
+    CAMPAIGNS_READ = "campaigns:read"
+    CAMPAIGNS_UPDATE = "campaigns:update"
+    CAMPAIGNS_DELETE = "campaigns:delete"
+
+    REPORTS_CREATE = "reports:create"
+    REPORTS_READ = "reports:read"
+    REPORTS_EXPORT = "reports:export"
+
+    USERS_MANAGE = "users:manage"
+    ROLES_MANAGE = "roles:manage"
+    ANALYTICS_VIEW = "analytics:view"
+
+    # Content ideas are private to their owner; these say whether a user may keep ideas at all.
+    IDEAS_CREATE = "ideas:create"
+    IDEAS_READ = "ideas:read"
+    IDEAS_UPDATE = "ideas:update"
+    IDEAS_DELETE = "ideas:delete"
+
+
+class BuiltinRole(StrEnum):
+    ADMIN = "admin"
+    MANAGER = "manager"
+    VIEWER = "viewer"
+
+
+_IDEAS = [
+    Permission.IDEAS_CREATE,
+    Permission.IDEAS_READ,
+    Permission.IDEAS_UPDATE,
+    Permission.IDEAS_DELETE,
+]
+
+BUILTIN_ROLE_PERMISSIONS: dict[BuiltinRole, list[Permission]] = {
+    BuiltinRole.ADMIN: list(Permission),
+    BuiltinRole.MANAGER: [
+        Permission.BRANDS_CREATE,
+        Permission.BRANDS_READ,
+        Permission.BRANDS_UPDATE,
+        Permission.CAMPAIGNS_CREATE,
+        Permission.CAMPAIGNS_READ,
+        Permission.CAMPAIGNS_UPDATE,
+        Permission.REPORTS_CREATE,
+        Permission.REPORTS_READ,
+        Permission.REPORTS_EXPORT,
+        Permission.ANALYTICS_VIEW,
+        *_IDEAS,
+    ],
+    BuiltinRole.VIEWER: [
+        Permission.BRANDS_READ,
+        Permission.CAMPAIGNS_READ,
+        Permission.REPORTS_READ,
+        *_IDEAS,
+    ],
+}
+
+BUILTIN_ROLE_DESCRIPTIONS: dict[BuiltinRole, str] = {
+    BuiltinRole.ADMIN: "Every permission, including user and role management",
+    BuiltinRole.MANAGER: "Creates and edits brands, campaigns and reports",
+    BuiltinRole.VIEWER: "Reads brands, campaigns and reports; keeps personal content ideas",
+}
+
+# Role given to self-registered users and to users first seen through an external issuer.
+DEFAULT_ROLE = BuiltinRole.VIEWER

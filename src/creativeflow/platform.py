@@ -1,0 +1,93 @@
+"""The process-wide objects one running platform shares between requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from creativeflow.db.engine import create_engine, create_session_factory, writer_engine
+from creativeflow.identity.revocation import (
+    NoRevocationMirror,
+    RedisRevocationList,
+    RevocationList,
+)
+from creativeflow.identity.service import AuthContext
+from creativeflow.identity.throttle import LoginThrottle, limits_storage
+from creativeflow.settings import ConfigurationError, Settings
+from creativeflow.shared.security.auth import (
+    ExternalIssuer,
+    JWKSCache,
+    TokenVerifier,
+    configure_token_verifier,
+)
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    engine: AsyncEngine
+    read_sessions: async_sessionmaker[AsyncSession]
+    write_sessions: async_sessionmaker[AsyncSession]
+    auth: AuthContext
+    redis: Redis | None = None
+
+    async def close(self) -> None:
+        await self.auth.revocations.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.engine.dispose()
+
+
+def build_platform(settings: Settings, engine: AsyncEngine | None = None) -> Platform:
+    settings.ensure_data_dir()
+    engine = engine or create_engine(
+        settings.resolved_database_url(), pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow, echo=settings.database_echo,
+    )
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    verifier = TokenVerifier(
+        secret=settings.signing_key(), issuer=settings.token_issuer,
+        external=_external_issuer(settings),
+    )
+    configure_token_verifier(verifier)
+    revocations: RevocationList = (
+        RedisRevocationList(Redis.from_url(settings.redis_url)) if settings.redis_url
+        else NoRevocationMirror()
+    )
+    auth = AuthContext(
+        verifier=verifier,
+        throttle=LoginThrottle(
+            limits_storage(settings.redis_url),
+            per_account=settings.login_max_failures_per_account,
+            per_address=settings.login_max_failures_per_address,
+            window_seconds=settings.login_failure_window_seconds,
+        ),
+        revocations=revocations,
+        access_ttl=timedelta(minutes=settings.access_token_expire_minutes),
+        refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
+    )
+    return Platform(
+        settings=settings, engine=engine,
+        read_sessions=create_session_factory(engine),
+        write_sessions=create_session_factory(writer_engine(engine)),
+        auth=auth, redis=redis,
+    )
+
+
+def _external_issuer(settings: Settings) -> ExternalIssuer | None:
+    if not settings.external_tokens_enabled:
+        return None
+    if not settings.jwt_issuer or not settings.jwt_audience:
+        raise ConfigurationError(
+            "JWT_PUBLIC_KEY/JWT_JWKS_URL need JWT_ISSUER and JWT_AUDIENCE to be set as well"
+        )
+    public_key = settings.jwt_public_key.get_secret_value() if settings.jwt_public_key else None
+    return ExternalIssuer(
+        issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+        public_key=public_key.replace("\\n", "\n") if public_key else None,
+        jwks=JWKSCache(settings.jwt_jwks_url) if settings.jwt_jwks_url and not public_key
+        else None,
+    )
