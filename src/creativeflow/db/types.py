@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import JSON, DateTime
+from sqlalchemy import JSON, DateTime, SmallInteger
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -44,3 +45,36 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+EnumT = TypeVar("EnumT", bound=StrEnum)
+
+
+class OrderedEnum(TypeDecorator[EnumT], Generic[EnumT]):
+    """A StrEnum stored as a small integer in declaration order, so ORDER BY and range filters
+    follow the enum's meaning (low < medium < high) and indexes stay small."""
+
+    impl = SmallInteger
+    cache_ok = True
+
+    def __init__(self, enum_class: type[EnumT]) -> None:
+        super().__init__()
+        self.enum_class = enum_class
+        self._rank = {member: index for index, member in enumerate(enum_class, start=1)}
+        self._member = {index: member for member, index in self._rank.items()}
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        return self._rank[self.enum_class(value)]
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> EnumT | None:
+        if value is None:
+            return None
+        return self._member[int(value)]
+
+    def rank(self, value: EnumT) -> int:
+        return self._rank[value]
+
+    def __repr__(self) -> str:
+        return f"OrderedEnum({self.enum_class.__name__})"

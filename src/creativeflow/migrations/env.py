@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import async_engine_from_config
 import creativeflow.ideas.models
 import creativeflow.identity.models  # noqa: F401  (registers the tables)
 from creativeflow.db.base import Base
-from creativeflow.db.types import JSONDocument, UTCDateTime
+from creativeflow.db.types import JSONDocument, OrderedEnum, UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata
@@ -21,6 +21,9 @@ def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool
     """Render the platform's column types by name, so migrations read like the models."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "creativeflow.db.types.UTCDateTime()"
+    if type_ == "type" and isinstance(obj, OrderedEnum):
+        # Stored as SmallInteger ranks; the enum lives in the model, not the schema.
+        return "sa.SmallInteger()"
     if type_ == "type" and obj is JSONDocument:
         return "creativeflow.db.types.JSONDocument"
     return False
