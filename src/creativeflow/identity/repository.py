@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from creativeflow.db.repository import Repository
@@ -63,8 +63,16 @@ class UserRepository(Repository[User]):
             )
         return await self.page(stmt, limit=limit, offset=offset)
 
-    async def count_users(self) -> int:
-        return len((await self.session.execute(select(User.id).limit(2))).all())
+    async def reload_with_roles(self, user_id: uuid.UUID) -> User | None:
+        """Like `get_with_roles`, but overwrites a copy already in the session (after a grant or
+        revoke, the loaded `roles` collection would otherwise be stale)."""
+        stmt = (
+            select(User)
+            .where(User.id == user_id)
+            .options(selectinload(User.roles))
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
 
 
 class RoleRepository(Repository[Role]):
@@ -94,15 +102,52 @@ class RoleRepository(Repository[Role]):
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def holders_count(self, role_id: uuid.UUID) -> int:
-        rows = await self.session.execute(select(UserRole.id).where(UserRole.role_id == role_id))
-        return len(rows.all())
+        stmt = select(func.count()).select_from(UserRole).where(UserRole.role_id == role_id)
+        return (await self.session.execute(stmt)).scalar_one()
+
+    async def lock(self, role_id: uuid.UUID) -> None:
+        """Serialise checks such as "is this the last admin?" on PostgreSQL (SELECT ... FOR
+        UPDATE; SQLite writers are already serialised by BEGIN IMMEDIATE)."""
+        await self.session.execute(select(Role.id).where(Role.id == role_id).with_for_update())
+
+    async def active_holders_count(
+        self, role_id: uuid.UUID, *, excluding: uuid.UUID | None = None
+    ) -> int:
+        stmt = (
+            select(func.count())
+            .select_from(UserRole)
+            .join(User, User.id == UserRole.user_id)
+            .where(UserRole.role_id == role_id, User.is_active.is_(True))
+        )
+        if excluding is not None:
+            stmt = stmt.where(UserRole.user_id != excluding)
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def revoke_from_all(self, role_id: uuid.UUID) -> int:
+        result = await self.session.execute(delete(UserRole).where(UserRole.role_id == role_id))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def for_user(
+        self, user_id: uuid.UUID, *, limit: int, offset: int
+    ) -> tuple[Sequence[Role], int]:
+        stmt = (
+            select(Role)
+            .join(UserRole, UserRole.role_id == Role.id)
+            .where(UserRole.user_id == user_id)
+            .order_by(Role.name)
+        )
+        return await self.page(stmt, limit=limit, offset=offset)
 
 
 class SessionRepository(Repository[AuthSession]):
     model = AuthSession
 
     async def revoke_for_user(
-        self, user_id: uuid.UUID, *, now: datetime, reason: str,
+        self,
+        user_id: uuid.UUID,
+        *,
+        now: datetime,
+        reason: str,
         keep: uuid.UUID | None = None,
     ) -> list[uuid.UUID]:
         """Revoke the user's live sessions (all but `keep`); returns the ids revoked."""
@@ -162,6 +207,18 @@ class ApiKeyRepository(Repository[ApiKey]):
     async def owned(self, user_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey | None:
         stmt = select(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def list_for_user(
+        self, user_id: uuid.UUID, *, include_revoked: bool, limit: int, offset: int
+    ) -> tuple[Sequence[ApiKey], int]:
+        stmt = (
+            select(ApiKey)
+            .where(ApiKey.user_id == user_id)
+            .order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
+        )
+        if not include_revoked:
+            stmt = stmt.where(ApiKey.revoked_at.is_(None))
+        return await self.page(stmt, limit=limit, offset=offset)
 
 
 def _escape_like(value: str) -> str:
