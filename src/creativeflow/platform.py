@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from jwt.algorithms import RSAAlgorithm
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from creativeflow.db.engine import create_engine, create_session_factory, writer_engine
+from creativeflow.identity.principal_cache import PrincipalCache
 from creativeflow.identity.revocation import (
     NoRevocationMirror,
     RedisRevocationList,
@@ -17,12 +21,18 @@ from creativeflow.identity.revocation import (
 from creativeflow.identity.service import AuthContext
 from creativeflow.identity.throttle import LoginThrottle, limits_storage
 from creativeflow.settings import ConfigurationError, Settings
+from creativeflow.shared.messaging.bus import EventBus
 from creativeflow.shared.security.auth import (
     ExternalIssuer,
     JWKSCache,
     TokenVerifier,
     configure_token_verifier,
 )
+
+
+def _redis(url: str) -> Redis:
+    # A Redis that stops answering must fail a request quickly, never hang it.
+    return Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
 
 
 @dataclass
@@ -32,6 +42,7 @@ class Platform:
     read_sessions: async_sessionmaker[AsyncSession]
     write_sessions: async_sessionmaker[AsyncSession]
     auth: AuthContext
+    events: EventBus
     redis: Redis | None = None
 
     async def close(self) -> None:
@@ -44,17 +55,21 @@ class Platform:
 def build_platform(settings: Settings, engine: AsyncEngine | None = None) -> Platform:
     settings.ensure_data_dir()
     engine = engine or create_engine(
-        settings.resolved_database_url(), pool_size=settings.database_pool_size,
-        max_overflow=settings.database_max_overflow, echo=settings.database_echo,
+        settings.resolved_database_url(),
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        echo=settings.database_echo,
     )
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    redis = _redis(settings.redis_url) if settings.redis_url else None
     verifier = TokenVerifier(
-        secret=settings.signing_key(), issuer=settings.token_issuer,
+        secret=settings.signing_key(),
+        issuer=settings.token_issuer,
         external=_external_issuer(settings),
     )
     configure_token_verifier(verifier)
     revocations: RevocationList = (
-        RedisRevocationList(Redis.from_url(settings.redis_url)) if settings.redis_url
+        RedisRevocationList(_redis(settings.redis_url))
+        if settings.redis_url
         else NoRevocationMirror()
     )
     auth = AuthContext(
@@ -68,12 +83,16 @@ def build_platform(settings: Settings, engine: AsyncEngine | None = None) -> Pla
         revocations=revocations,
         access_ttl=timedelta(minutes=settings.access_token_expire_minutes),
         refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
+        principals=PrincipalCache(ttl_seconds=settings.principal_cache_seconds),
     )
     return Platform(
-        settings=settings, engine=engine,
+        settings=settings,
+        engine=engine,
         read_sessions=create_session_factory(engine),
         write_sessions=create_session_factory(writer_engine(engine)),
-        auth=auth, redis=redis,
+        auth=auth,
+        events=EventBus(),
+        redis=redis,
     )
 
 
@@ -85,9 +104,23 @@ def _external_issuer(settings: Settings) -> ExternalIssuer | None:
             "JWT_PUBLIC_KEY/JWT_JWKS_URL need JWT_ISSUER and JWT_AUDIENCE to be set as well"
         )
     public_key = settings.jwt_public_key.get_secret_value() if settings.jwt_public_key else None
+    if public_key:
+        public_key = public_key.replace("\\n", "\n")
+        # A key that cannot verify RS256 would refuse every external token with a 401; say so
+        # at start-up instead.
+        try:
+            key = RSAAlgorithm(RSAAlgorithm.SHA256).prepare_key(public_key)
+        except jwt.PyJWTError as exc:
+            raise ConfigurationError(
+                f"JWT_PUBLIC_KEY is not a PEM-encoded RSA public key: {exc}"
+            ) from exc
+        if not isinstance(key, RSAPublicKey):
+            raise ConfigurationError(
+                "JWT_PUBLIC_KEY must be the issuer's public key, not a private key"
+            )
     return ExternalIssuer(
-        issuer=settings.jwt_issuer, audience=settings.jwt_audience,
-        public_key=public_key.replace("\\n", "\n") if public_key else None,
-        jwks=JWKSCache(settings.jwt_jwks_url) if settings.jwt_jwks_url and not public_key
-        else None,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        public_key=public_key or None,
+        jwks=JWKSCache(settings.jwt_jwks_url) if settings.jwt_jwks_url and not public_key else None,
     )

@@ -1,7 +1,9 @@
 """Revoked sessions mirrored to Redis (when configured) so every worker sees a logout at once.
 
-The database stays the source of truth; Redis only answers "is this session revoked?" without a
-database round trip and survives restarts of the API processes.
+The database stays the source of truth and is always checked as well; Redis answers "is this
+session revoked?" across workers and survives restarts of the API processes. Because every check
+also asks the database, a Redis outage degrades to database-only checks (logged) instead of
+failing every authenticated request or losing a logout.
 """
 
 from __future__ import annotations
@@ -10,6 +12,11 @@ import uuid
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from creativeflow.shared.core.logging import get_logger
+
+_log = get_logger("creativeflow.identity.revocation")
 
 
 class RevocationList(Protocol):
@@ -36,11 +43,21 @@ class RedisRevocationList:
         self._redis = redis
         self._prefix = prefix
 
+    def key(self, session_id: uuid.UUID) -> str:
+        return f"{self._prefix}{session_id}"
+
     async def revoke(self, session_id: uuid.UUID, ttl_seconds: int) -> None:
-        await self._redis.set(f"{self._prefix}{session_id}", "1", ex=max(1, ttl_seconds))
+        try:
+            await self._redis.set(self.key(session_id), "1", ex=max(1, ttl_seconds))
+        except RedisError as exc:  # the database revocation still stands
+            _log.warning("revocation_mirror_unavailable", operation="revoke", error=str(exc))
 
     async def is_revoked(self, session_id: uuid.UUID) -> bool:
-        return bool(await self._redis.exists(f"{self._prefix}{session_id}"))
+        try:
+            return bool(await self._redis.exists(self.key(session_id)))
+        except RedisError as exc:  # the caller checks the database as well
+            _log.warning("revocation_mirror_unavailable", operation="check", error=str(exc))
+            return False
 
     async def close(self) -> None:
         await self._redis.aclose()

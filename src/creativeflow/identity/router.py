@@ -121,9 +121,11 @@ async def me(principal: CurrentPrincipal, service: AuthServiceDep) -> UserRespon
     "/change-password",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Change the password; every other session is signed out",
-    responses=error_responses(401, 409, 422),
+    description="Wrong current passwords count as failed sign-ins: repeated ones answer 429.",
+    responses=error_responses(401, 409, 422, 429),
 )
 async def change_password(
-    body: ChangePasswordRequest, principal: CurrentPrincipal, service: AuthServiceDep
+    body: ChangePasswordRequest, principal: CurrentPrincipal, service: AuthServiceDep,
+    client: ClientInfoDep,
 ) -> None:
-    await service.change_password(principal, body.current_password, body.new_password)
+    await service.change_password(principal, body.current_password, body.new_password, client)

@@ -23,6 +23,7 @@ from creativeflow.identity.models import ApiKey, AuthSession, RefreshToken, User
 from creativeflow.identity.passwords import hash_password, verify_password
 from creativeflow.identity.permissions import DEFAULT_ROLE
 from creativeflow.identity.principal import Principal
+from creativeflow.identity.principal_cache import PrincipalCache
 from creativeflow.identity.repository import (
     ApiKeyRepository,
     RefreshTokenRepository,
@@ -38,6 +39,8 @@ from creativeflow.shared.core.exceptions import (
     ConflictException,
     PermissionDeniedException,
 )
+from creativeflow.shared.messaging.bus import record_event
+from creativeflow.shared.messaging.events import UserRegisteredEvent
 from creativeflow.shared.security.auth import (
     ACCESS,
     REFRESH,
@@ -57,6 +60,7 @@ class AuthContext:
     revocations: RevocationList
     access_ttl: timedelta
     refresh_ttl: timedelta
+    principals: PrincipalCache
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,9 @@ class AuthService:
 
     # -- registration ------------------------------------------------------------------------
 
-    async def register(self, data: UserCreate, *, role_name: str = DEFAULT_ROLE,
-                       actor: uuid.UUID | None = None) -> User:
+    async def register(
+        self, data: UserCreate, *, role_name: str = DEFAULT_ROLE, actor: uuid.UUID | None = None
+    ) -> User:
         email = data.email.lower()
         if await self.users.username_taken(data.username):
             raise ConflictException(
@@ -108,8 +113,12 @@ class AuthService:
                 code="EMAIL_TAKEN",
             )
         user = User(
-            id=uuid7(), email=email, username=data.username, name=data.name,
-            password_hash=await hash_password(data.password), is_active=True,
+            id=uuid7(),
+            email=email,
+            username=data.username,
+            name=data.name,
+            password_hash=await hash_password(data.password),
+            is_active=True,
         )
         user.created_by = user.updated_by = actor or user.id
         try:
@@ -117,6 +126,10 @@ class AuthService:
         except IntegrityError as exc:  # a concurrent registration won the race
             raise ConflictException("Username or email is already taken") from exc
         await self._grant_role(user, role_name, actor or user.id)
+        record_event(
+            self._session.info,
+            UserRegisteredEvent(user_id=user.id, username=user.username, email=user.email),
+        )
         return await self._reload(user.id)
 
     async def _grant_role(self, user: User, role_name: str, actor: uuid.UUID) -> None:
@@ -139,49 +152,69 @@ class AuthService:
     # -- login, refresh, logout --------------------------------------------------------------
 
     async def login(self, login: str, password: str, client: ClientInfo) -> TokenResponse:
-        await self.ctx.throttle.check(login, client.address)
         user = await self.users.find_by_login(login)
+        # Failures count against the account, however it is named (username or email, any
+        # case), so switching between the two does not buy more guesses.
+        account = _throttle_key(user, login)
+        await self.ctx.throttle.check(account, client.address)
         matches, new_hash = await verify_password(password, user.password_hash if user else None)
         if user is None or not matches or not user.is_active:
-            await self.ctx.throttle.record_failure(login, client.address)
+            await self.ctx.throttle.record_failure(account, client.address)
             raise AuthenticationException(
                 "Incorrect username or password", code="INVALID_CREDENTIALS"
             )
-        await self.ctx.throttle.clear_account(login)
+        await self.ctx.throttle.clear_account(account)
         now = utcnow()
         if new_hash is not None:  # bcrypt or weaker argon2 parameters: upgrade in place
             user.password_hash = new_hash
         user.last_login_at = now
         auth_session = AuthSession(
-            id=uuid7(), user_id=user.id, expires_at=now + self.ctx.refresh_ttl,
-            user_agent=(client.user_agent or "")[:512] or None, ip_address=client.address[:64],
-            created_by=user.id, updated_by=user.id,
+            id=uuid7(),
+            user_id=user.id,
+            expires_at=now + self.ctx.refresh_ttl,
+            user_agent=(client.user_agent or "")[:512] or None,
+            ip_address=client.address[:64],
+            created_by=user.id,
+            updated_by=user.id,
         )
         await self.sessions.add(auth_session)
         return await self._issue_tokens(user, auth_session, now)
 
-    async def _issue_tokens(self, user: User, auth_session: AuthSession,
-                            now: datetime) -> TokenResponse:
+    async def _issue_tokens(
+        self, user: User, auth_session: AuthSession, now: datetime
+    ) -> TokenResponse:
         refresh = RefreshToken(
-            id=uuid7(), session_id=auth_session.id,
+            id=uuid7(),
+            session_id=auth_session.id,
             expires_at=min(now + self.ctx.refresh_ttl, auth_session.expires_at),
-            created_by=user.id, updated_by=user.id,
+            created_by=user.id,
+            updated_by=user.id,
         )
         await self.refresh_tokens.add(refresh)
         issued_at = int(now.timestamp())
         common = {"sub": str(user.id), "sid": str(auth_session.id), "iat": issued_at}
         access_exp = now + self.ctx.access_ttl
         access_token = self.ctx.verifier.encode(
-            {**common, "type": ACCESS, "jti": uuid.uuid4().hex,
-             "exp": int(access_exp.timestamp()), "username": user.username,
-             "roles": user.role_names}
+            {
+                **common,
+                "type": ACCESS,
+                "jti": uuid.uuid4().hex,
+                "exp": int(access_exp.timestamp()),
+                "username": user.username,
+                "roles": user.role_names,
+            }
         )
         refresh_token = self.ctx.verifier.encode(
-            {**common, "type": REFRESH, "jti": str(refresh.id),
-             "exp": int(refresh.expires_at.timestamp())}
+            {
+                **common,
+                "type": REFRESH,
+                "jti": str(refresh.id),
+                "exp": int(refresh.expires_at.timestamp()),
+            }
         )
         return TokenResponse(
-            access_token=access_token, refresh_token=refresh_token,
+            access_token=access_token,
+            refresh_token=refresh_token,
             expires_in=int(self.ctx.access_ttl.total_seconds()),
             refresh_expires_in=int((refresh.expires_at - now).total_seconds()),
         )
@@ -200,13 +233,18 @@ class AuthService:
         if stored is None or auth_session is None or stored.session_id != auth_session.id:
             raise AuthenticationException("Invalid refresh token", code="INVALID_TOKEN")
         now = utcnow()
-        if auth_session.revoked_at is not None or auth_session.expires_at <= now:
+        if (
+            auth_session.revoked_at is not None
+            or auth_session.expires_at <= now
+            or await self.ctx.revocations.is_revoked(auth_session.id)
+        ):
             raise AuthenticationException("Session has ended", code="SESSION_REVOKED")
         if not await self.refresh_tokens.mark_used(stored.id, now):
             await self._revoke_session(auth_session.id, now, "refresh_token_reuse")
             raise AuthenticationException(
                 "Refresh token was already used; the session has been revoked",
-                code="REFRESH_TOKEN_REUSED", commit=True,
+                code="REFRESH_TOKEN_REUSED",
+                commit=True,
             )
         user = await self.users.get_with_roles(auth_session.user_id)
         if user is None or not user.is_active:
@@ -221,12 +259,19 @@ class AuthService:
             )
         await self._revoke_session(principal.session_id, utcnow(), "logout")
 
-    async def change_password(self, principal: Principal, current: str, new: str) -> None:
+    async def change_password(
+        self, principal: Principal, current: str, new: str, client: ClientInfo | None = None
+    ) -> None:
         user = await self.users.get_or_none(principal.user_id)
         if user is None:
             raise AuthenticationException("Account no longer exists")
+        # Guessing the current password here (with a stolen access token) is throttled like
+        # guessing it at login, and counts against the same account.
+        account, address = _throttle_key(user, ""), client.address if client else None
+        await self.ctx.throttle.check(account, address)
         matches, _ = await verify_password(current, user.password_hash)
         if not matches:
+            await self.ctx.throttle.record_failure(account, address)
             raise AuthenticationException(
                 "Current password is incorrect", code="INVALID_CREDENTIALS"
             )
@@ -259,15 +304,26 @@ class AuthService:
         claims = await self.ctx.verifier.decode(token, expected_type=ACCESS)
         identity = claims_to_user(claims)
         if identity.external_subject is not None:
-            user = await self._external_user(identity.issuer or "", identity.external_subject,
-                                             claims)
-            if not user.is_active:
+            external_key = ("external", identity.issuer, identity.external_subject)
+            cached = self.ctx.principals.get(external_key)
+            if cached is not None:
+                return cached
+            external_user = await self._external_user(
+                identity.issuer or "", identity.external_subject, claims
+            )
+            if not external_user.is_active:
                 raise AuthenticationException("Account is disabled", code="ACCOUNT_DISABLED")
-            return principal_for(user)
+            principal = principal_for(external_user)
+            self.ctx.principals.put(external_key, principal)
+            return principal
         if identity.session_id is None:
             raise AuthenticationException("Token has no session", code="INVALID_TOKEN")
         if await self.ctx.revocations.is_revoked(identity.session_id):
             raise AuthenticationException("Session has been revoked", code="SESSION_REVOKED")
+        session_key = ("session", identity.session_id, identity.id)
+        cached = self.ctx.principals.get(session_key)
+        if cached is not None:
+            return cached
         auth_session = await self.sessions.get_or_none(identity.session_id)
         if (
             auth_session is None
@@ -278,22 +334,34 @@ class AuthService:
         user = await self.users.get_with_roles(identity.id)
         if user is None or not user.is_active:
             raise AuthenticationException("Account is disabled", code="ACCOUNT_DISABLED")
-        return principal_for(user, session_id=auth_session.id)
+        principal = principal_for(user, session_id=auth_session.id)
+        self.ctx.principals.put(session_key, principal)
+        return principal
 
     async def _external_user(self, issuer: str, subject: str, claims: dict[str, Any]) -> User:
         """The local user an external subject maps to, created the first time it is seen."""
+        if len(issuer) > 255 or len(subject) > 255:
+            raise AuthenticationException("Token subject is too long", code="INVALID_TOKEN")
         user = await self.users.find_external(issuer, subject)
         if user is not None:
             return user
         user_id = uuid7()
         email = claims.get("email")
-        if not isinstance(email, str) or await self.users.email_taken(email.lower()):
+        if (
+            not isinstance(email, str)
+            or len(email) > 320
+            or await self.users.email_taken(email.lower())
+        ):
             email = None  # never let an external token claim a local account's address
         user = User(
-            id=user_id, email=email.lower() if email else None,
+            id=user_id,
+            email=email.lower() if email else None,
             username=f"ext-{hashlib.sha256(f'{issuer}#{subject}'.encode()).hexdigest()[:24]}",
-            name=str(claims.get("name") or subject)[:120], password_hash=None,
-            external_issuer=issuer, external_subject=subject, created_by=user_id,
+            name=str(claims.get("name") or subject)[:120],
+            password_hash=None,
+            external_issuer=issuer,
+            external_subject=subject,
+            created_by=user_id,
             updated_by=user_id,
         )
         try:
@@ -312,6 +380,10 @@ class AuthService:
         if parsed is None:
             raise AuthenticationException("Invalid API key", code="INVALID_API_KEY")
         prefix, _secret = parsed
+        cache_key = ("api_key", hash_api_key(raw_key))
+        cached = self.ctx.principals.get(cache_key)
+        if cached is not None:
+            return cached
         key = await self.api_keys.by_prefix(prefix)
         now = utcnow()
         if key is None or not hmac.compare_digest(key.key_hash, hash_api_key(raw_key)):
@@ -325,13 +397,23 @@ class AuthService:
             raise AuthenticationException("Account is disabled", code="ACCOUNT_DISABLED")
         if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
             key.last_used_at = now  # coarse, so a busy script does not write on every call
-        principal = principal_for(user, api_key_id=key.id)
+        owner = principal_for(user, api_key_id=key.id)
         # A key can do at most what its owner can, and only within its scopes.
-        return Principal(
-            user_id=principal.user_id, username=principal.username, roles=principal.roles,
-            permissions=principal.permissions & frozenset(key.scopes),
-            external_subject=principal.external_subject, api_key_id=key.id,
+        principal = Principal(
+            user_id=owner.user_id,
+            username=owner.username,
+            roles=owner.roles,
+            permissions=owner.permissions & frozenset(key.scopes),
+            external_subject=owner.external_subject,
+            api_key_id=key.id,
         )
+        if key.expires_at is None or key.expires_at - now > timedelta(minutes=1):
+            self.ctx.principals.put(cache_key, principal)
+        return principal
+
+
+def _throttle_key(user: User | None, login: str) -> str:
+    return f"user:{user.id}" if user is not None else f"login:{login.strip().lower()}"
 
 
 def new_api_key() -> tuple[str, str]:
@@ -343,7 +425,7 @@ def new_api_key() -> tuple[str, str]:
 def parse_api_key(raw_key: str) -> tuple[str, str] | None:
     if not raw_key.startswith(API_KEY_PREFIX):
         return None
-    prefix, sep, secret = raw_key[len(API_KEY_PREFIX):].partition("_")
+    prefix, sep, secret = raw_key[len(API_KEY_PREFIX) :].partition("_")
     if not sep or len(prefix) != 12 or len(secret) < 32:
         return None
     return prefix, secret
@@ -356,7 +438,8 @@ def hash_api_key(raw_key: str) -> str:
 def ensure_allowed(principal: Principal, permission: str) -> None:
     if not principal.has(permission):
         raise PermissionDeniedException(
-            f"Permission '{permission}' is required", code="PERMISSION_DENIED",
+            f"Permission '{permission}' is required",
+            code="PERMISSION_DENIED",
             data={"required_permission": permission},
         )
 

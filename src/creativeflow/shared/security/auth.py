@@ -8,6 +8,8 @@ token claims to be for, never by trusting the header: each key has a fixed allow
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -30,34 +32,51 @@ REFRESH = "refresh"
 
 @dataclass
 class JWKSCache:
-    """Keys from a JWKS endpoint, refreshed every `ttl` seconds or when an unknown `kid` shows up
-    (at most once per `min_refresh_interval`, so forged kids cannot hammer the endpoint)."""
+    """Keys from a JWKS endpoint, refreshed every `ttl` seconds or when an unknown `kid` shows up.
+
+    Fetches (successful or not) happen at most once per `min_refresh_interval` while keys are
+    cached, so forged kids or an unreachable endpoint cannot make every request wait on it; one
+    fetch runs at a time. With no keys yet, every request tries (and fails fast with
+    JWKS_UNAVAILABLE while the endpoint is down)."""
 
     url: str
     ttl: float = 600.0
     min_refresh_interval: float = 30.0
     timeout: float = 5.0
-    _keys: dict[str, Any] = field(default_factory=dict)
+    _keys: dict[str, Any] = field(default_factory=dict, repr=False)
     _fetched_at: float = 0.0
+    _attempted_at: float = -math.inf
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False, compare=False)
 
     async def key_for(self, kid: str | None) -> Any:
-        now = time.monotonic()
-        stale = now - self._fetched_at > self.ttl
-        unknown = kid not in self._keys
-        if stale or (unknown and now - self._fetched_at > self.min_refresh_interval):
-            await self._refresh()
+        if self._needs_refresh(kid):
+            async with self._lock:
+                if self._needs_refresh(kid):  # another request may have just fetched
+                    await self._refresh()
         if kid is None and len(self._keys) == 1:
             return next(iter(self._keys.values()))
         if kid not in self._keys:
             raise AuthenticationException("Token signed by an unknown key", code="INVALID_TOKEN")
         return self._keys[kid]
 
+    def _needs_refresh(self, kid: str | None) -> bool:
+        if not self._keys:
+            return True
+        now = time.monotonic()
+        stale = now - self._fetched_at > self.ttl
+        unknown = kid not in self._keys and not (kid is None and len(self._keys) == 1)
+        return (stale or unknown) and now - self._attempted_at > self.min_refresh_interval
+
     async def _refresh(self) -> None:
+        self._attempted_at = time.monotonic()
         try:
             async with httpx.AsyncClient(timeout=self.timeout) as client:
                 response = await client.get(self.url)
                 response.raise_for_status()
                 document = response.json()
+            entries = document.get("keys") if isinstance(document, dict) else None
+            if not isinstance(entries, list):
+                raise ValueError("a JWKS document has a 'keys' list")
         except (httpx.HTTPError, ValueError) as exc:
             if self._keys:  # keep serving the keys we have
                 return
@@ -65,12 +84,17 @@ class JWKSCache:
                 "The identity provider's keys cannot be fetched", code="JWKS_UNAVAILABLE"
             ) from exc
         keys: dict[str, Any] = {}
-        for entry in document.get("keys", []):
-            if entry.get("kty") != "RSA" or entry.get("use", "sig") != "sig":
+        for entry in entries:
+            if not isinstance(entry, dict) or entry.get("kty") != "RSA":
+                continue
+            if entry.get("use", "sig") != "sig":
                 continue
             if entry.get("alg", EXTERNAL_ALGORITHM) != EXTERNAL_ALGORITHM:
                 continue
-            keys[entry.get("kid", "")] = jwt.PyJWK(entry, algorithm=EXTERNAL_ALGORITHM).key
+            try:
+                keys[str(entry.get("kid", ""))] = jwt.PyJWK(entry, algorithm=EXTERNAL_ALGORITHM).key
+            except jwt.PyJWTError:  # one malformed key must not hide the others
+                continue
         self._keys = keys
         self._fetched_at = time.monotonic()
 
@@ -92,8 +116,14 @@ class ExternalIssuer:
 
 
 class TokenVerifier:
-    def __init__(self, *, secret: str, issuer: str, external: ExternalIssuer | None = None,
-                 leeway_seconds: int = 10) -> None:
+    def __init__(
+        self,
+        *,
+        secret: str,
+        issuer: str,
+        external: ExternalIssuer | None = None,
+        leeway_seconds: int = 10,
+    ) -> None:
         self._secret = secret
         self.issuer = issuer
         self.external = external
@@ -109,17 +139,28 @@ class TokenVerifier:
         try:
             if algorithm == OWN_ALGORITHM:
                 claims = jwt.decode(
-                    token, self._secret, algorithms=[OWN_ALGORITHM], audience=self.issuer,
-                    issuer=self.issuer, leeway=self._leeway,
+                    token,
+                    self._secret,
+                    algorithms=[OWN_ALGORITHM],
+                    audience=self.issuer,
+                    issuer=self.issuer,
+                    leeway=self._leeway,
                     options={"require": ["exp", "iat", "sub", "jti", "type", "iss", "aud"]},
                 )
+                claims.pop("external", None)  # only an external issuer's token is external
             elif algorithm == EXTERNAL_ALGORITHM and self.external is not None:
                 key = await self.external.key_for(header)
                 claims = jwt.decode(
-                    token, key, algorithms=[EXTERNAL_ALGORITHM], audience=self.external.audience,
-                    issuer=self.external.issuer, leeway=self._leeway,
+                    token,
+                    key,
+                    algorithms=[EXTERNAL_ALGORITHM],
+                    audience=self.external.audience,
+                    issuer=self.external.issuer,
+                    leeway=self._leeway,
                     options={"require": ["exp", "sub", "iss", "aud"]},
                 )
+                # An external token is only ever an access token (checked below): whatever its
+                # claims say, it never refreshes one of our sessions.
                 claims.setdefault("type", ACCESS)
                 claims["external"] = True
             else:
@@ -130,7 +171,9 @@ class TokenVerifier:
             raise AuthenticationException("Token has expired", code="TOKEN_EXPIRED") from exc
         except jwt.PyJWTError as exc:
             raise AuthenticationException(f"Invalid token: {exc}", code="INVALID_TOKEN") from exc
-        if claims.get("type") != expected_type:
+        if claims.get("type") != expected_type or (
+            claims.get("external") and expected_type != ACCESS
+        ):
             raise AuthenticationException(
                 f"A {expected_type} token is required", code="WRONG_TOKEN_TYPE"
             )
@@ -139,7 +182,8 @@ class TokenVerifier:
     def encode(self, claims: dict[str, Any]) -> str:
         """Sign the platform's own token."""
         return jwt.encode(
-            {**claims, "iss": self.issuer, "aud": self.issuer}, self._secret,
+            {**claims, "iss": self.issuer, "aud": self.issuer},
+            self._secret,
             algorithm=OWN_ALGORITHM,
         )
 
@@ -160,28 +204,40 @@ def get_token_verifier() -> TokenVerifier:
 
 
 def claims_to_user(claims: dict[str, Any]) -> UserDTO:
+    """The identity verified `claims` carry. Optional claims of the wrong shape (an external
+    issuer's own `sid`, `roles` as a string, ...) are ignored rather than trusted or crashed on."""
     external = bool(claims.get("external"))
     subject = str(claims["sub"])
     if external:
         # An external subject is not our id; the platform maps it to a local user.
         user_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{claims['iss']}#{subject}")
+        session_id = None  # an external `sid` names the issuer's session, never one of ours
     else:
         try:
             user_id = uuid.UUID(subject)
+            session = claims.get("sid")
+            session_id = uuid.UUID(str(session)) if session else None
         except ValueError as exc:
-            raise AuthenticationException("Invalid token subject", code="INVALID_TOKEN") from exc
-    session = claims.get("sid")
+            raise AuthenticationException(
+                "Invalid token subject or session", code="INVALID_TOKEN"
+            ) from exc
+    roles = claims.get("roles", [])
     return UserDTO(
         id=user_id,
-        username=claims.get("username") or claims.get("preferred_username"),
-        email=claims.get("email"),
-        roles=list(claims.get("roles", [])),
+        username=_str_claim(claims, "username") or _str_claim(claims, "preferred_username"),
+        email=_str_claim(claims, "email"),
+        roles=[r for r in roles if isinstance(r, str)] if isinstance(roles, list) else [],
         token_type=str(claims.get("type", ACCESS)),
-        session_id=uuid.UUID(session) if session else None,
-        token_id=claims.get("jti"),
-        issuer=claims.get("iss"),
+        session_id=session_id,
+        token_id=_str_claim(claims, "jti"),
+        issuer=_str_claim(claims, "iss"),
         external_subject=subject if external else None,
     )
+
+
+def _str_claim(claims: dict[str, Any], name: str) -> str | None:
+    value = claims.get(name)
+    return value if isinstance(value, str) else None
 
 
 async def get_current_user_from_token(token: str) -> UserDTO:
