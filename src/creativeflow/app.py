@@ -6,15 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
 
 from creativeflow import __version__
 from creativeflow.http.health import build_health_router
-from creativeflow.http.middleware import RequestContextMiddleware
-from creativeflow.http.problems import install_problem_handlers
-from creativeflow.identity.bootstrap import sync_builtin_roles
+from creativeflow.http.middleware import ProblemCORSMiddleware, RequestContextMiddleware
+from creativeflow.http.problems import install_problem_handlers, install_problem_openapi
 from creativeflow.ideas.router import router as ideas_router
 from creativeflow.identity.admin_router import router as admin_router
+from creativeflow.identity.bootstrap import sync_builtin_roles
 from creativeflow.identity.router import router as auth_router
 from creativeflow.platform import Platform, build_platform
 from creativeflow.settings import Settings, get_settings
@@ -57,16 +56,18 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     )
     app.state.platform = platform
     install_problem_handlers(app)
+    install_problem_openapi(app)
 
     app.include_router(build_health_router())
     app.include_router(auth_router, prefix=API_PREFIX)
     _include_domain_routers(app)
 
-    # Registered last so it runs first: CORS preflights are answered before anything else.
-    app.add_middleware(RequestContextMiddleware, hsts=settings.is_production)
+    # The middleware added last runs first. CORS answers preflights before any route; the
+    # request context wraps it, so preflight answers (and CORS refusals) carry the correlation
+    # id and security headers and are logged like every other response.
     if settings.allowed_origins:
         app.add_middleware(
-            CORSMiddleware,
+            ProblemCORSMiddleware,
             allow_origins=settings.allowed_origins,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
@@ -74,10 +75,10 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
             expose_headers=["X-Correlation-ID", "Retry-After"],
             max_age=600,
         )
+    app.add_middleware(RequestContextMiddleware, hsts=settings.is_production)
     return app
 
 
 def _include_domain_routers(app: FastAPI) -> None:
     app.include_router(admin_router, prefix=API_PREFIX)
     app.include_router(ideas_router, prefix=API_PREFIX)
-

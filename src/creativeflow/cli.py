@@ -19,10 +19,19 @@ app.add_typer(users_app, name="users")
 
 
 def _settings() -> Settings:
+    from pydantic import ValidationError
+
     try:
         settings = get_settings()
     except ConfigurationError as exc:
         typer.secho(f"configuration error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    except ValidationError as exc:  # e.g. ENVIRONMENT=staging, ACCESS_TOKEN_EXPIRE_MINUTES=soon
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]).upper()
+            typer.secho(
+                f"configuration error: {name}: {error['msg']}", fg=typer.colors.RED, err=True
+            )
         raise typer.Exit(2) from exc
     settings.ensure_data_dir()
     return settings
@@ -44,8 +53,14 @@ def serve(
     if migrate:
         migrations.upgrade(settings.resolved_database_url())
     uvicorn.run(
-        "creativeflow.app:create_app", factory=True, host=host, port=port, workers=workers,
-        log_config=None, proxy_headers=True, server_header=False,
+        "creativeflow.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=True,
+        server_header=False,
     )
 
 
@@ -109,8 +124,13 @@ def create_admin(
     username: Annotated[str, typer.Option(prompt=True)],
     name: Annotated[str, typer.Option(prompt=True)],
     password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
-                          help="Prompted for when not given")
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="Prompted for when not given",
+        ),
     ],
 ) -> None:
     """Create a user with the admin role."""

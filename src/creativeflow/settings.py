@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import secrets
 from enum import StrEnum
 from functools import lru_cache
@@ -23,7 +26,10 @@ class ConfigurationError(RuntimeError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    # Empty values (`SECRET_KEY=` copied from .env.example) count as unset, never as "".
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", case_sensitive=False, env_ignore_empty=True
+    )
 
     environment: Environment = Environment.DEVELOPMENT
     service_name: str = "creativeflow"
@@ -41,6 +47,10 @@ class Settings(BaseSettings):
     access_token_expire_minutes: int = 30
     refresh_token_expire_days: int = 7
     token_issuer: str = "creativeflow"
+    # How long a resolved credential is trusted without re-reading the database. Changes made
+    # in this process apply at once; other workers see them within this time (revocations at
+    # once when REDIS_URL is set). 0 turns the cache off.
+    principal_cache_seconds: float = Field(default=5.0, ge=0, le=60)
 
     # External identity provider (creatorvault.md): RS256 tokens verified with a PEM key or a JWKS.
     jwt_public_key: SecretStr | None = None
@@ -57,9 +67,20 @@ class Settings(BaseSettings):
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
+        """Comma-separated (or a JSON list). Browsers send `Origin` without a trailing slash,
+        so `https://app.example.com/` is stored as `https://app.example.com`."""
         if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        if isinstance(value, list | tuple):
+            origins = (str(origin).strip().rstrip("/") for origin in value)
+            return [origin for origin in origins if origin]
         return value
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _lower_environment(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level")
     @classmethod
@@ -82,6 +103,12 @@ class Settings(BaseSettings):
                 raise ConfigurationError(
                     "ENVIRONMENT=production requires " + ", ".join(missing) + " to be set"
                 )
+            assert self.secret_key is not None
+            if len(self.secret_key.get_secret_value()) < 32:
+                raise ConfigurationError("SECRET_KEY must be at least 32 characters")
+        if "*" in self.allowed_origins:
+            # Credentialed CORS for every site would let any page act as the signed-in user.
+            raise ConfigurationError("ALLOWED_ORIGINS must list origins; '*' is not accepted")
         return self
 
     @property
@@ -99,7 +126,10 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'creativeflow.db').resolve()}"
 
     def ensure_data_dir(self) -> Path:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """Create the data directory on first run, private to this user: it holds the database
+        (password and key hashes) and the generated signing key. An existing one is kept as
+        it is."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         return self.data_dir
 
     def signing_key(self) -> str:
@@ -110,9 +140,31 @@ class Settings(BaseSettings):
             raise ConfigurationError("SECRET_KEY is required in production")
         key_file = self.ensure_data_dir() / "secret_key"
         if not key_file.exists():
-            key_file.write_text(secrets.token_urlsafe(48))
-            key_file.chmod(0o600)
-        return key_file.read_text().strip()
+            _create_key_file(key_file)
+        key = key_file.read_text().strip()
+        if len(key) < 32:
+            raise ConfigurationError(
+                f"{key_file} holds no usable key: set SECRET_KEY, or delete the file to have a "
+                "new key generated (tokens signed with the old one stop working)"
+            )
+        return key
+
+
+def _create_key_file(path: Path) -> None:
+    """Write a new random key that only this user can read, atomically: the file is complete
+    and 0600 from the moment it appears, and when several workers start at once exactly one
+    key wins and every worker uses it."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another worker won: use its key
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 @lru_cache

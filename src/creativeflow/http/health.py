@@ -6,9 +6,10 @@ whether each dependency answers, never addresses or errors.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -28,10 +29,16 @@ class HealthReport(BaseModel):
     timestamp: datetime
 
 
+# A dependency that accepts connections but never answers (a hung server, a dropped route)
+# counts as unavailable after this long, so probes answer in bounded time.
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
 async def _database_status(request: Request) -> ServiceStatus:
     try:
-        async with request.app.state.platform.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            async with request.app.state.platform.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
     except Exception:
         return "unavailable"
     return "connected"
@@ -42,7 +49,8 @@ async def _redis_status(request: Request) -> ServiceStatus:
     if redis is None:
         return "not_configured"
     try:
-        await redis.ping()
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            await redis.ping()
     except Exception:
         return "unavailable"
     return "connected"
@@ -75,16 +83,32 @@ async def _report(
 
 
 ALL = ("database", "redis", "filesystem")
-_RESPONSES = {503: {"model": HealthReport, "description": "A dependency is unavailable"}}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: {"model": HealthReport, "description": "A dependency is unavailable"}
+}
+
+
+_METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Prometheus text exposition format",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+}
 
 
 def build_health_router() -> APIRouter:
     router = APIRouter(tags=["health"])
 
-    @router.get("/health", response_model=HealthReport,
-                summary="Process is up, with the state of each dependency")
-    @router.get("/api/v1/health", response_model=HealthReport,
-                summary="Process is up, with the state of each dependency")
+    @router.get(
+        "/health",
+        response_model=HealthReport,
+        summary="Process is up, with the state of each dependency",
+    )
+    @router.get(
+        "/api/v1/health",
+        response_model=HealthReport,
+        summary="Process is up, with the state of each dependency",
+    )
     async def health(request: Request) -> JSONResponse:
         return await _report(request, checks=ALL, strict=False)
 
@@ -92,20 +116,34 @@ def build_health_router() -> APIRouter:
     async def live(request: Request) -> JSONResponse:
         return await _report(request, checks=())
 
-    @router.get("/health/db", response_model=HealthReport, summary="Database answers",
-                responses=_RESPONSES)
+    @router.get(
+        "/health/db", response_model=HealthReport, summary="Database answers", responses=_RESPONSES
+    )
     async def database(request: Request) -> JSONResponse:
         return await _report(request, checks=("database",))
 
-    @router.get("/health/ready", response_model=HealthReport,
-                summary="Readiness: every configured dependency answers", responses=_RESPONSES)
-    @router.get("/api/v1/health/ready", response_model=HealthReport,
-                summary="Readiness probe", responses=_RESPONSES)
+    @router.get(
+        "/health/ready",
+        response_model=HealthReport,
+        summary="Readiness: every configured dependency answers",
+        responses=_RESPONSES,
+    )
+    @router.get(
+        "/api/v1/health/ready",
+        response_model=HealthReport,
+        summary="Readiness probe",
+        responses=_RESPONSES,
+    )
     async def ready(request: Request) -> JSONResponse:
         return await _report(request, checks=ALL)
 
-    @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-                include_in_schema=True)
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        include_in_schema=True,
+        responses=_METRICS_RESPONSES,
+    )
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -12,6 +12,9 @@ import uuid
 from typing import Any
 
 from prometheus_client import Counter, Histogram
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creativeflow.http.problems import problem_response
@@ -19,7 +22,7 @@ from creativeflow.shared.core.context import correlation_id_var, user_id_var
 from creativeflow.shared.core.logging import get_logger
 
 CORRELATION_HEADER = "x-correlation-id"
-_VALID_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_VALID_CORRELATION_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _log = get_logger("creativeflow.request")
 
 REQUESTS = Counter(
@@ -112,15 +115,44 @@ class RequestContextMiddleware:
             correlation_id_var.reset(token)
 
 
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS middleware, with refused preflights answered as problem+json (400) that
+    grant nothing: no Access-Control-Allow-* headers, only `Vary`."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        detail = bytes(response.body).decode("utf-8", "replace")
+        vary = response.headers.get("vary")
+        return problem_response(
+            response.status_code,
+            detail,
+            code="CORS_NOT_ALLOWED",
+            headers={"Vary": vary} if vary else None,
+        )
+
+
 def _incoming_correlation_id(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"x-correlation-id":
             candidate = value.decode("latin-1")
-            return candidate if _VALID_CORRELATION_ID.match(candidate) else None
+            return candidate if _VALID_CORRELATION_ID.fullmatch(candidate) else None
     return None
 
 
 def _route_template(scope: Scope) -> str:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
+    """The matched route's full template (`/api/v1/auth/me`), or "unmatched".
+
+    FastAPI includes routers lazily: `scope["route"]` is the router's own route, whose path
+    lacks the include prefixes (`/auth/me`), so two routers could share a label. The effective
+    route FastAPI records in its scope entry carries the full template.
+    """
+    fastapi_scope = scope.get("fastapi")
+    if isinstance(fastapi_scope, dict):
+        effective = fastapi_scope.get("effective_route_context")
+        path = getattr(effective, "path_format", None)
+        if isinstance(path, str) and path:
+            return path
+    path = getattr(scope.get("route"), "path_format", None)
     return path if isinstance(path, str) else "unmatched"

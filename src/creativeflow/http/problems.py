@@ -6,6 +6,7 @@ Shape: {"type", "title", "status", "detail", "code", "correlation_id", "errors":
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Any
 
@@ -86,20 +87,31 @@ def _field_name(location: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "request"
 
 
+def _field_error(err: dict[str, Any]) -> dict[str, str]:
+    if err.get("type") == "json_invalid":
+        # FastAPI locates a JSON syntax error at ("body", <character offset>): name the body.
+        reason = (err.get("ctx") or {}).get("error")
+        message = f"invalid JSON: {reason}" if reason else "invalid JSON"
+        return {"field": "body", "message": message}
+    return {"field": _field_name(err.get("loc", ())), "message": str(err.get("msg", "invalid"))}
+
+
 async def _api_exception(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BaseAPIException)
     return problem_response(
-        exc.status_code, exc.detail, code=exc.code, title=exc.title, errors=exc.errors,
-        data=exc.data, headers=exc.headers,
+        exc.status_code,
+        exc.detail,
+        code=exc.code,
+        title=exc.title,
+        errors=exc.errors,
+        data=exc.data,
+        headers=exc.headers,
     )
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"field": _field_name(err.get("loc", ())), "message": str(err.get("msg", "invalid"))}
-        for err in exc.errors()
-    ]
+    errors = [_field_error(err) for err in exc.errors()]
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
     return problem_response(422, summary or "Request validation failed", errors=errors)
 
@@ -120,6 +132,45 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(Exception, _unhandled)
+
+
+_FASTAPI_VALIDATION_REF = "#/components/schemas/HTTPValidationError"
+_PROBLEM_REF = "#/components/schemas/Problem"
+
+
+def install_problem_openapi(app: FastAPI) -> None:
+    """FastAPI documents its own 422 body (`{"detail": [...]}`) on every route with parameters;
+    the handlers above send problem+json. Rewrite the document to say what is sent."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            _document_problems(generate())
+        assert app.openapi_schema is not None
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_problems(document: dict[str, Any]) -> None:
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in problem_schema.pop("$defs", {}).items():
+        schemas.setdefault(name, definition)
+    schemas.setdefault("Problem", problem_schema)
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                schema = content.get("application/json", {}).get("schema", {})
+                if schema.get("$ref") == _FASTAPI_VALIDATION_REF:
+                    response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": _PROBLEM_REF}}}
+    if _FASTAPI_VALIDATION_REF not in json.dumps(document.get("paths", {})):
+        schemas.pop("HTTPValidationError", None)
+        if "#/components/schemas/ValidationError" not in json.dumps(schemas):
+            schemas.pop("ValidationError", None)
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from creativeflow.shared.core.exceptions import BaseAPIException
+from creativeflow.shared.messaging.bus import take_pending_events
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SESSION_KEY = "db_session"
@@ -41,6 +42,10 @@ async def finish_request_session(request: Request, *, commit: bool) -> None:
             await session.rollback()
     finally:
         await session.close()
+    events = take_pending_events(session.info)
+    if commit:
+        for event in events:
+            await request.app.state.platform.events.publish(event)
 
 
 class UnitOfWorkRoute(APIRoute):

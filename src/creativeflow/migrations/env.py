@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+from typing import Any, Literal
 
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
@@ -17,7 +20,7 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Render the platform's column types by name, so migrations read like the models."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "creativeflow.db.types.UTCDateTime()"
@@ -55,7 +58,8 @@ def _run_sync(connection: Connection) -> None:
 
 async def run_online() -> None:
     engine = async_engine_from_config(
-        config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.",
+        config.get_section(config.config_ini_section, {}),
+        prefix="sqlalchemy.",
         poolclass=pool.NullPool,
     )
     async with engine.connect() as conn:
@@ -64,7 +68,19 @@ async def run_online() -> None:
     await engine.dispose()
 
 
+def _run_online_from_sync_code() -> None:
+    """`asyncio.run` cannot start inside a running event loop (an async test, an async start-up
+    hook calling `migrate.upgrade`); there the migration gets a loop of its own in a thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(run_online())
+        return
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool_:
+        pool_.submit(asyncio.run, run_online()).result()
+
+
 if context.is_offline_mode():
     run_offline()
 else:
-    asyncio.run(run_online())
+    _run_online_from_sync_code()

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import logging
 import sys
+import uuid
+from datetime import date, datetime, time
+from decimal import Decimal
+from enum import Enum
+from pathlib import PurePath
 from typing import Any
 
 import structlog
@@ -12,14 +17,24 @@ import structlog
 from creativeflow.shared.core.context import correlation_id_var, user_id_var
 
 
-def _add_request_context(
-    _logger: Any, _method: str, event_dict: dict[str, Any]
-) -> dict[str, Any]:
+def _add_request_context(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     event_dict.setdefault("correlation_id", correlation_id_var.get())
     user_id = user_id_var.get()
     if user_id is not None:
         event_dict.setdefault("user_id", user_id)
     return event_dict
+
+
+def _json_default(value: Any) -> Any:
+    """Values json cannot encode: ids, times, paths and enums as the text people search for
+    (`0190…`, not `UUID('0190…')`); anything else as its repr."""
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | PurePath | Enum | Decimal):
+        return str(value.value) if isinstance(value, Enum) else str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return repr(value)
 
 
 def configure_logging(service_name: str, log_level: str = "INFO") -> None:
@@ -54,7 +69,7 @@ def configure_logging(service_name: str, log_level: str = "INFO") -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
+            structlog.processors.JSONRenderer(default=_json_default),
         ],
     )
     handler = logging.StreamHandler(sys.stderr)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AliasChoices, EmailStr, Field
+from pydantic import AfterValidator, AliasChoices, EmailStr, Field, StringConstraints
 
 from creativeflow.shared.api.dtos.base import AuditedEntityResponse, BaseModel, ResponseModel
 from creativeflow.shared.validation.validators import (
@@ -15,7 +15,9 @@ from creativeflow.shared.validation.validators import (
 )
 
 Username = Annotated[str, AfterValidator(validate_username_format)]
-Password = Annotated[str, Field(max_length=128), AfterValidator(validate_password_complexity)]
+# Passwords are taken byte for byte: the DTOs' whitespace stripping must not touch them.
+RawSecret = Annotated[str, StringConstraints(strip_whitespace=False)]
+Password = Annotated[RawSecret, Field(max_length=128), AfterValidator(validate_password_complexity)]
 DisplayName = Annotated[str, Field(min_length=1, max_length=120)]
 
 
