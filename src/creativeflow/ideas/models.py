@@ -6,8 +6,8 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, Uuid
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, Uuid, text
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from creativeflow.db.base import Entity
 from creativeflow.db.types import JSONDocument, OrderedEnum, UTCDateTime
@@ -30,7 +30,22 @@ class IdeaPriority(StrEnum):
     HIGH = "high"
 
 
+def tag_key(tag: str) -> str:
+    """A tag's case-insensitive identity: what de-duplication and the tag filter compare."""
+    return tag.casefold()
+
+
+# An index that exists only on PostgreSQL. On SQLite it is created as a partial index whose
+# predicate is always false: it holds no rows and costs nothing on writes, yet it exists under
+# the same name and columns, so Alembic autogenerate sees no difference on either backend.
+_EMPTY_ON_SQLITE = text("0")
+
+
 class Idea(Entity):
+    """Every list and get runs `WHERE user_id = ?` first; each composite index serves one sort
+    (and the stage/priority filters) as a prefix, and ends with `id`, the tie-breaker of every
+    order, so keyset cursors are index range scans."""
+
     __tablename__ = "ideas"
     __table_args__ = (
         Index("ix_ideas_user_id_created_at", "user_id", "created_at", "id"),
@@ -38,11 +53,32 @@ class Idea(Entity):
         Index("ix_ideas_user_id_stage", "user_id", "stage", "created_at", "id"),
         Index("ix_ideas_user_id_priority", "user_id", "priority", "created_at", "id"),
         Index("ix_ideas_user_id_title", "user_id", "title", "id"),
-        Index("ix_ideas_tags_gin", "tags", postgresql_using="gin"),
+        Index(
+            "ix_ideas_tag_keys_gin",
+            "tag_keys",
+            postgresql_using="gin",
+            sqlite_where=_EMPTY_ON_SQLITE,
+        ),
+        # Substring search on PostgreSQL (pg_trgm, created by migration 0002). SQLite scans.
+        Index(
+            "ix_ideas_title_trgm",
+            "title",
+            postgresql_using="gin",
+            postgresql_ops={"title": "gin_trgm_ops"},
+            sqlite_where=_EMPTY_ON_SQLITE,
+        ),
+        Index(
+            "ix_ideas_notes_trgm",
+            "notes",
+            postgresql_using="gin",
+            postgresql_ops={"notes": "gin_trgm_ops"},
+            sqlite_where=_EMPTY_ON_SQLITE,
+        ),
     )
 
+    # Indexed as the prefix of every composite index above (which also serves the foreign key).
     user_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+        Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False
     )
     title: Mapped[str] = mapped_column(String(200), nullable=False)
     notes: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -52,13 +88,27 @@ class Idea(Entity):
     priority: Mapped[IdeaPriority] = mapped_column(
         OrderedEnum(IdeaPriority), nullable=False, default=IdeaPriority.MEDIUM
     )
+    # Tags as their owner spelled them (shown), and their case-folded keys (filtered on).
     tags: Mapped[list[str]] = mapped_column(JSONDocument, nullable=False, default=list)
     due_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
+    # `tags` case-folded, kept in step by the validator below: what the tag filter compares.
+    # Never shown, never loaded with the entity (reading it raises instead of lazy loading).
+    tag_keys: Mapped[list[str]] = mapped_column(
+        JSONDocument, nullable=False, default=list, deferred=True, deferred_raiseload=True
+    )
+
+    @validates("tags")
+    def _keep_tag_keys(self, _key: str, tags: list[str]) -> list[str]:
+        self.tag_keys = [tag_key(tag) for tag in tags]
+        return tags
+
 
 class IdeaCounter(Entity):
-    """How many ideas a user has, kept in the same transaction as every create and delete, so
-    the unfiltered list answers its `total` without counting rows."""
+    """Per user: how many ideas they have (`total`, changed by every create and delete), and
+    `version`, raised by every create, change and delete of their ideas. Both move in the
+    transaction that changes the ideas, so the unfiltered list answers its total without
+    counting rows, and a filtered total counted at one version stays true until the next."""
 
     __tablename__ = "idea_counters"
 
@@ -66,3 +116,6 @@ class IdeaCounter(Entity):
         Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, unique=True
     )
     total: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    version: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, default=0, server_default=text("0")
+    )
