@@ -28,21 +28,23 @@ _bearer = OAuth2PasswordBearer(
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Personal API key")
 
 
-def get_db_session(request: Request) -> AsyncSession:
+# Dependencies are `async def` even when they never await: FastAPI runs a plain `def`
+# dependency in its threadpool, a thread hop on every request for nothing.
+async def get_db_session(request: Request) -> AsyncSession:
     return open_request_session(request)
 
 
 DbSession = Annotated[AsyncSession, Depends(get_db_session)]
 
 
-def get_auth_service(request: Request, session: DbSession) -> AuthService:
+async def get_auth_service(request: Request, session: DbSession) -> AuthService:
     return AuthService(session, request.app.state.platform.auth)
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 
-def client_info(request: Request) -> ClientInfo:
+async def client_info(request: Request) -> ClientInfo:
     address = request.client.host if request.client else "unknown"
     return ClientInfo(address=address, user_agent=request.headers.get("user-agent"))
 

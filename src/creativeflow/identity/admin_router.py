@@ -47,15 +47,15 @@ def _page(
     )
 
 
-def _role_service(session: DbSession) -> RoleService:
+async def _role_service(session: DbSession) -> RoleService:
     return RoleService(session)
 
 
-def _user_service(request: Request, session: DbSession) -> UserAdminService:
+async def _user_service(request: Request, session: DbSession) -> UserAdminService:
     return UserAdminService(session, request.app.state.platform.auth)
 
 
-def _api_key_service(session: DbSession) -> ApiKeyService:
+async def _api_key_service(session: DbSession) -> ApiKeyService:
     return ApiKeyService(session)
 
 
