@@ -382,3 +382,24 @@ async def test_require_role_needs_a_valid_access_token(
         assert response.status_code == 401, (code, response.text)
         assert response.headers["www-authenticate"] == "Bearer"
         assert response.json()["code"] == code
+
+
+async def test_a_verified_token_is_remembered_but_its_expiry_is_checked_again() -> None:
+    import asyncio
+
+    verifier = auth.TokenVerifier(secret="s" * 40, issuer="creativeflow", leeway_seconds=0)
+    now = int(time.time())
+    token = verifier.encode(
+        {"sub": str(uuid.uuid4()), "type": "access", "jti": "j", "iat": now, "exp": now + 1}
+    )
+    first = await verifier.decode(token)
+    first["sub"] = "tampered"  # callers get copies: the remembered claims stay intact
+    assert (await verifier.decode(token))["sub"] != "tampered"
+    with pytest.raises(AuthenticationException) as refresh_instead:
+        await verifier.decode(token, expected_type="refresh")
+    assert refresh_instead.value.code == "WRONG_TOKEN_TYPE"
+
+    await asyncio.sleep(1.1)
+    with pytest.raises(AuthenticationException) as expired:
+        await verifier.decode(token)
+    assert expired.value.code == "TOKEN_EXPIRED"

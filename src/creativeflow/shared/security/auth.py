@@ -12,6 +12,7 @@ import asyncio
 import math
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,9 +129,37 @@ class TokenVerifier:
         self.issuer = issuer
         self.external = external
         self._leeway = leeway_seconds
+        # Claims of recently verified tokens, by the token's exact text. The same bytes verify
+        # the same way every time, so only expiry needs checking again; this spares the HMAC
+        # or RSA check and the JSON parsing on every request of a busy client.
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._verified_max = 4096
 
     async def decode(self, token: str, *, expected_type: str = ACCESS) -> dict[str, Any]:
         """Verified claims of `token`, or AuthenticationException saying what is wrong."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached["exp"] + self._leeway < time.time():
+                self._verified.pop(token, None)
+                raise AuthenticationException("Token has expired", code="TOKEN_EXPIRED")
+            return self._checked_type(dict(cached), expected_type)
+        claims = await self._verify(token)
+        self._verified[token] = claims
+        if len(self._verified) > self._verified_max:
+            self._verified.popitem(last=False)
+        return self._checked_type(dict(claims), expected_type)
+
+    @staticmethod
+    def _checked_type(claims: dict[str, Any], expected_type: str) -> dict[str, Any]:
+        if claims.get("type") != expected_type or (
+            claims.get("external") and expected_type != ACCESS
+        ):
+            raise AuthenticationException(
+                f"A {expected_type} token is required", code="WRONG_TOKEN_TYPE"
+            )
+        return claims
+
+    async def _verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -171,12 +200,6 @@ class TokenVerifier:
             raise AuthenticationException("Token has expired", code="TOKEN_EXPIRED") from exc
         except jwt.PyJWTError as exc:
             raise AuthenticationException(f"Invalid token: {exc}", code="INVALID_TOKEN") from exc
-        if claims.get("type") != expected_type or (
-            claims.get("external") and expected_type != ACCESS
-        ):
-            raise AuthenticationException(
-                f"A {expected_type} token is required", code="WRONG_TOKEN_TYPE"
-            )
         return claims
 
     def encode(self, claims: dict[str, Any]) -> str:
