@@ -35,9 +35,7 @@ def ensure_installed(extras: str) -> None:
     if wanted in installed or (extras == "" and any(x.startswith(wanted) for x in installed)):
         return
     print(f"installing creativeflow{extras} into .venv ...", flush=True)
-    subprocess.run(
-        [str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True
-    )
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
     subprocess.run(
         [str(PYTHON), "-m", "pip", "install", "--quiet", "-e", f".{extras}"], cwd=ROOT, check=True
     )
@@ -57,8 +55,11 @@ def test(args: list[str]) -> int:
         [str(BIN / "mypy"), "src"],
     ]
     for check in checks:
-        print("$", " ".join(Path(check[0]).name if i == 0 else a for i, a in enumerate(check)),
-              flush=True)
+        print(
+            "$",
+            " ".join(Path(check[0]).name if i == 0 else a for i, a in enumerate(check)),
+            flush=True,
+        )
         if subprocess.call(check, cwd=ROOT) != 0:
             return 1
     return subprocess.call([str(PYTHON), "-m", "pytest", *args], cwd=ROOT)

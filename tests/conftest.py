@@ -27,8 +27,9 @@ BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A fresh, migrated database per backend for the whole session."""
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("sqlite") / "test.db"
@@ -48,8 +49,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 def _admin_url(base_url: str) -> str:
-    return make_url(base_url).set(drivername="postgresql+asyncpg").render_as_string(
-        hide_password=False
+    return (
+        make_url(base_url)
+        .set(drivername="postgresql+asyncpg")
+        .render_as_string(hide_password=False)
     )
 
 
@@ -66,9 +69,7 @@ def _create_postgres_database(base_url: str) -> str:
         await engine.dispose()
 
     asyncio.run(create())
-    return make_url(_admin_url(base_url)).set(database=name).render_as_string(
-        hide_password=False
-    )
+    return make_url(_admin_url(base_url)).set(database=name).render_as_string(hide_password=False)
 
 
 def _drop_postgres_database(base_url: str, url: str) -> None:
@@ -92,8 +93,9 @@ def backend(database_url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-async def engine(database_url: str, tmp_path_factory: pytest.TempPathFactory
-                 ) -> AsyncIterator[AsyncEngine]:
+async def engine(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url, pool_size=5, max_overflow=5)
     # Built-in roles are data every test relies on; committed once, outside the test
     # transactions.
@@ -135,19 +137,21 @@ def settings_overrides() -> dict[str, object]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, object]
-             ) -> Settings:
+def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, object]) -> Settings:
     return _settings(database_url, tmp_path, **settings_overrides)
 
 
 @pytest.fixture
-async def platform(settings: Settings, engine: AsyncEngine, connection: AsyncConnection
-                   ) -> AsyncIterator[Platform]:
+async def platform(
+    settings: Settings, engine: AsyncEngine, connection: AsyncConnection
+) -> AsyncIterator[Platform]:
     platform = build_platform(settings, engine)
     # Every session of the app joins the test's transaction through savepoints: a route's
     # commit releases a savepoint, and the test's rollback undoes everything.
     bound = async_sessionmaker(
-        bind=connection, expire_on_commit=False, autoflush=False,
+        bind=connection,
+        expire_on_commit=False,
+        autoflush=False,
         join_transaction_mode="create_savepoint",
     )
     platform.read_sessions = bound

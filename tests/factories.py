@@ -54,8 +54,13 @@ class UserFactory:
         self.client = client
         self.platform = platform
 
-    async def create(self, *, role: str = BuiltinRole.VIEWER, password: str = DEFAULT_PASSWORD,
-                     username: str | None = None) -> TestUser:
+    async def create(
+        self,
+        *,
+        role: str = BuiltinRole.VIEWER,
+        password: str = DEFAULT_PASSWORD,
+        username: str | None = None,
+    ) -> TestUser:
         """Register (through the API, or the service for other roles) and log in."""
         n = next(_counter)
         username = username or f"user{n}-{uuid.uuid4().hex[:6]}"
@@ -63,16 +68,19 @@ class UserFactory:
         if role == BuiltinRole.VIEWER:
             response = await self.client.post(
                 "/api/v1/auth/register",
-                json={"email": email, "username": username, "name": f"User {n}",
-                      "password": password},
+                json={
+                    "email": email,
+                    "username": username,
+                    "name": f"User {n}",
+                    "password": password,
+                },
             )
             assert response.status_code == 201, response.text
         else:
             async with self.platform.write_sessions() as session:
                 await ensure_builtin_roles(session)
                 await AuthService(session, self.platform.auth).register(
-                    UserCreate(email=email, username=username, name=f"User {n}",
-                               password=password),
+                    UserCreate(email=email, username=username, name=f"User {n}", password=password),
                     role_name=role,
                 )
                 await session.commit()
@@ -90,8 +98,12 @@ class UserFactory:
         assert me.status_code == 200, me.text
         body = me.json()
         return TestUser(
-            id=body["id"], username=body["username"], email=body["email"], password=password,
-            access_token=tokens["access_token"], refresh_token=tokens["refresh_token"],
+            id=body["id"],
+            username=body["username"],
+            email=body["email"],
+            password=password,
+            access_token=tokens["access_token"],
+            refresh_token=tokens["refresh_token"],
             client=self.client,
         )
 

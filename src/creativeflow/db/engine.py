@@ -21,14 +21,21 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str, *, pool_size: int = 20, max_overflow: int = 20, echo: bool = False,
-                  null_pool: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 20,
+    max_overflow: int = 20,
+    echo: bool = False,
+    null_pool: bool = False,
+) -> AsyncEngine:
     kwargs: dict[str, Any] = {"echo": echo}
     if null_pool:
         kwargs["poolclass"] = NullPool
     elif not is_sqlite(url):
-        kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
-                      pool_recycle=3600)
+        kwargs.update(
+            pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, pool_recycle=3600
+        )
     if is_sqlite(url):
         kwargs["connect_args"] = {"timeout": 15}
     engine = create_async_engine(url, **kwargs)

@@ -29,10 +29,12 @@ def downgrade(database_url: str, revision: str = "-1") -> None:
     command.downgrade(alembic_config(database_url), revision)
 
 
-def revision(database_url: str, message: str, *, autogenerate: bool = True,
-             rev_id: str | None = None) -> None:
-    command.revision(alembic_config(database_url), message=message, autogenerate=autogenerate,
-                     rev_id=rev_id)
+def revision(
+    database_url: str, message: str, *, autogenerate: bool = True, rev_id: str | None = None
+) -> None:
+    command.revision(
+        alembic_config(database_url), message=message, autogenerate=autogenerate, rev_id=rev_id
+    )
 
 
 def head_revision() -> str | None:

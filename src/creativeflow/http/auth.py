@@ -22,7 +22,8 @@ from creativeflow.shared.core.context import user_id_var
 from creativeflow.shared.core.exceptions import AuthenticationException
 
 _bearer = OAuth2PasswordBearer(
-    tokenUrl="/api/v1/auth/login", auto_error=False,
+    tokenUrl="/api/v1/auth/login",
+    auto_error=False,
     description="Access token from /api/v1/auth/login, an external RS256 token, or an API key",
 )
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Personal API key")

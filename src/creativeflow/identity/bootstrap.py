@@ -31,8 +31,12 @@ async def ensure_builtin_roles(session: AsyncSession) -> None:
         role = await roles.by_name(role_name)
         if role is None:
             await roles.add(
-                Role(name=str(role_name), description=BUILTIN_ROLE_DESCRIPTIONS[role_name],
-                     permissions=wanted, is_builtin=True)
+                Role(
+                    name=str(role_name),
+                    description=BUILTIN_ROLE_DESCRIPTIONS[role_name],
+                    permissions=wanted,
+                    is_builtin=True,
+                )
             )
         elif sorted(role.permissions) != wanted or not role.is_builtin:
             role.permissions = wanted

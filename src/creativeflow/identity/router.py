@@ -125,7 +125,9 @@ async def me(principal: CurrentPrincipal, service: AuthServiceDep) -> UserRespon
     responses=error_responses(401, 409, 422, 429),
 )
 async def change_password(
-    body: ChangePasswordRequest, principal: CurrentPrincipal, service: AuthServiceDep,
+    body: ChangePasswordRequest,
+    principal: CurrentPrincipal,
+    service: AuthServiceDep,
     client: ClientInfoDep,
 ) -> None:
     await service.change_password(principal, body.current_password, body.new_password, client)

@@ -22,8 +22,9 @@ def limits_storage(redis_url: str | None) -> Storage:
 
 
 class LoginThrottle:
-    def __init__(self, storage: Storage, *, per_account: int, per_address: int,
-                 window_seconds: int) -> None:
+    def __init__(
+        self, storage: Storage, *, per_account: int, per_address: int, window_seconds: int
+    ) -> None:
         self._limiter = MovingWindowRateLimiter(storage)
         self._account = RateLimitItemPerSecond(per_account, window_seconds, namespace="login-acct")
         self._address = RateLimitItemPerSecond(per_address, window_seconds, namespace="login-addr")
