@@ -4,15 +4,11 @@ TEST_DATABASE_URL is set, again on PostgreSQL."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import anyio.to_thread
 import httpx
 import pytest
-from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from creativeflow.app import create_app
@@ -21,6 +17,7 @@ from creativeflow.db.engine import create_engine, is_sqlite
 from creativeflow.identity.bootstrap import sync_builtin_roles
 from creativeflow.platform import Platform, build_platform
 from creativeflow.settings import Environment, Settings
+from tests.databases import empty_database
 from tests.factories import UserFactory
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -31,60 +28,9 @@ def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A fresh, migrated database per backend for the whole session."""
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("sqlite") / "test.db"
-        url = f"sqlite+aiosqlite:///{path}"
+    with empty_database(request.param, tmp_path_factory.mktemp("sqlite")) as url:
         migrate.upgrade(url)
         yield url
-        return
-    base_url = os.environ.get("TEST_DATABASE_URL")
-    if not base_url:
-        pytest.skip("PostgreSQL: TEST_DATABASE_URL is not set")
-    url = _create_postgres_database(base_url)
-    try:
-        migrate.upgrade(url)
-        yield url
-    finally:
-        _drop_postgres_database(base_url, url)
-
-
-def _admin_url(base_url: str) -> str:
-    return (
-        make_url(base_url)
-        .set(drivername="postgresql+asyncpg")
-        .render_as_string(hide_password=False)
-    )
-
-
-def _create_postgres_database(base_url: str) -> str:
-    import asyncio
-
-    name = f"creativeflow_test_{uuid.uuid4().hex[:10]}"
-
-    async def create() -> None:
-        engine = create_engine(_admin_url(base_url), null_pool=True)
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        await engine.dispose()
-
-    asyncio.run(create())
-    return make_url(_admin_url(base_url)).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_postgres_database(base_url: str, url: str) -> None:
-    import asyncio
-
-    name = make_url(url).database
-
-    async def drop() -> None:
-        engine = create_engine(_admin_url(base_url), null_pool=True)
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await engine.dispose()
-
-    asyncio.run(drop())
 
 
 @pytest.fixture(scope="session")
@@ -180,7 +126,3 @@ async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def users(client: httpx.AsyncClient, platform: Platform) -> UserFactory:
     return UserFactory(client, platform)
-
-
-async def run_in_thread(fn, *args):  # type: ignore[no-untyped-def]
-    return await anyio.to_thread.run_sync(fn, *args)
