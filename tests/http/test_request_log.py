@@ -96,3 +96,42 @@ async def test_user_id_does_not_leak_into_the_next_request(
     await client.get("/health")
     (line,) = logs.requests("/health")
     assert line["user_id"] is None
+
+
+async def test_a_client_that_disconnects_mid_request_is_not_an_error(
+    client: httpx.AsyncClient, capture_logs: Callable[[], LogCapture]
+) -> None:
+    app = client._transport.app  # type: ignore[attr-defined]
+    logs = capture_logs()
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.disconnect"}  # gone before the login body arrived
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/auth/login",
+        "raw_path": b"/api/v1/auth/login",
+        "query_string": b"",
+        "root_path": "",
+        "server": ("testserver", 80),
+        "client": ("203.0.113.10", 50000),
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"40"),
+        ],
+    }
+    await app(scope, receive, send)
+
+    assert sent == []  # nobody to answer
+    (line,) = logs.requests("/api/v1/auth/login")
+    assert line["status"] == 499
+    assert not [entry for entry in logs.lines() if entry.get("level") == "error"]

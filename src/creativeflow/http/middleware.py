@@ -14,6 +14,7 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -88,6 +89,10 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except ClientDisconnect:
+            # The client went away mid-request: nobody is left to answer, and it is not our
+            # error. Logged as 499 (nginx's "client closed request").
+            status_holder[0] = 499
         except Exception:
             _log.exception("unhandled_error", path=scope["path"])
             if response_started:
