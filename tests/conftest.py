@@ -103,7 +103,6 @@ async def platform(
     platform.read_sessions = bound
     platform.write_sessions = bound
     yield platform
-    await platform.auth.revocations.close()
     if platform.redis is not None:
         await platform.redis.aclose()
 

@@ -46,7 +46,6 @@ class Platform:
     redis: Redis | None = None
 
     async def close(self) -> None:
-        await self.auth.revocations.close()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()
@@ -68,9 +67,7 @@ def build_platform(settings: Settings, engine: AsyncEngine | None = None) -> Pla
     )
     configure_token_verifier(verifier)
     revocations: RevocationList = (
-        RedisRevocationList(_redis(settings.redis_url))
-        if settings.redis_url
-        else NoRevocationMirror()
+        RedisRevocationList(redis) if redis is not None else NoRevocationMirror()
     )
     auth = AuthContext(
         verifier=verifier,

@@ -138,7 +138,6 @@ async def restarted_platform(
     try:
         yield platform
     finally:
-        await platform.auth.revocations.close()
         if platform.redis is not None:
             await platform.redis.aclose()
 

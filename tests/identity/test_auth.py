@@ -702,7 +702,7 @@ async def test_an_unreachable_redis_mirror_degrades_to_the_database() -> None:
         await mirror.revoke(uuid.uuid4(), 60)
         assert await mirror.is_revoked(uuid.uuid4()) is False
     finally:
-        await mirror.close()
+        await redis.aclose()
 
 
 # -- failed-login throttle ---------------------------------------------------------------------

@@ -22,7 +22,6 @@ _log = get_logger("creativeflow.identity.revocation")
 class RevocationList(Protocol):
     async def revoke(self, session_id: uuid.UUID, ttl_seconds: int) -> None: ...
     async def is_revoked(self, session_id: uuid.UUID) -> bool: ...
-    async def close(self) -> None: ...
 
 
 class NoRevocationMirror:
@@ -34,11 +33,10 @@ class NoRevocationMirror:
     async def is_revoked(self, session_id: uuid.UUID) -> bool:
         return False
 
-    async def close(self) -> None:
-        return None
-
 
 class RedisRevocationList:
+    """Uses the platform's Redis client; the platform owns and closes it."""
+
     def __init__(self, redis: Redis, *, prefix: str = "creativeflow:revoked-session:") -> None:
         self._redis = redis
         self._prefix = prefix
@@ -58,6 +56,3 @@ class RedisRevocationList:
         except RedisError as exc:  # the caller checks the database as well
             _log.warning("revocation_mirror_unavailable", operation="check", error=str(exc))
             return False
-
-    async def close(self) -> None:
-        await self._redis.aclose()
