@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from creativeflow.app import create_app
 from creativeflow.db import migrate
@@ -17,7 +17,7 @@ from creativeflow.db.engine import create_engine, is_sqlite
 from creativeflow.identity.bootstrap import sync_builtin_roles
 from creativeflow.platform import Platform, build_platform
 from creativeflow.settings import Environment, Settings
-from tests.databases import empty_database
+from tests.databases import bind_to_transaction, empty_database
 from tests.factories import UserFactory
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -92,16 +92,7 @@ async def platform(
     settings: Settings, engine: AsyncEngine, connection: AsyncConnection
 ) -> AsyncIterator[Platform]:
     platform = build_platform(settings, engine)
-    # Every session of the app joins the test's transaction through savepoints: a route's
-    # commit releases a savepoint, and the test's rollback undoes everything.
-    bound = async_sessionmaker(
-        bind=connection,
-        expire_on_commit=False,
-        autoflush=False,
-        join_transaction_mode="create_savepoint",
-    )
-    platform.read_sessions = bound
-    platform.write_sessions = bound
+    await bind_to_transaction(platform, connection)
     yield platform
     if platform.redis is not None:
         await platform.redis.aclose()

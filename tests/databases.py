@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 
 from creativeflow.db.engine import create_engine
+from creativeflow.db.reads import ConnectionReads
+from creativeflow.platform import Platform
 
 
 @contextmanager
@@ -65,3 +68,19 @@ def drop_postgres_database(base_url: str, url: str) -> None:
         await engine.dispose()
 
     asyncio.run(drop())
+
+
+async def bind_to_transaction(platform: Platform, connection: AsyncConnection) -> None:
+    """Make every session and read of `platform` join the transaction on `connection`: a
+    route's commit releases a savepoint, reads see uncommitted writes, and the test's rollback
+    undoes everything."""
+    bound = async_sessionmaker(
+        bind=connection,
+        expire_on_commit=False,
+        autoflush=False,
+        join_transaction_mode="create_savepoint",
+    )
+    platform.read_sessions = bound
+    platform.write_sessions = bound
+    await platform.reads.close()
+    platform.reads = ConnectionReads(connection)

@@ -59,6 +59,7 @@ def serve(
         port=port,
         workers=workers,
         log_config=None,
+        access_log=False,  # our middleware writes the one line per request
         proxy_headers=True,
         server_header=False,
     )

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from creativeflow.db.engine import create_engine, create_session_factory, writer_engine
+from creativeflow.db.reads import ReadConnections, create_read_connections
 from creativeflow.identity.principal_cache import PrincipalCache
 from creativeflow.identity.revocation import (
     NoRevocationMirror,
@@ -41,6 +42,7 @@ class Platform:
     engine: AsyncEngine
     read_sessions: async_sessionmaker[AsyncSession]
     write_sessions: async_sessionmaker[AsyncSession]
+    reads: ReadConnections
     auth: AuthContext
     events: EventBus
     redis: Redis | None = None
@@ -48,6 +50,7 @@ class Platform:
     async def close(self) -> None:
         if self.redis is not None:
             await self.redis.aclose()
+        await self.reads.close()
         await self.engine.dispose()
 
 
@@ -55,6 +58,12 @@ def build_platform(settings: Settings, engine: AsyncEngine | None = None) -> Pla
     settings.ensure_data_dir()
     engine = engine or create_engine(
         settings.resolved_database_url(),
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        echo=settings.database_echo,
+    )
+    reads = create_read_connections(
+        engine.url.render_as_string(hide_password=False),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         echo=settings.database_echo,
@@ -87,6 +96,7 @@ def build_platform(settings: Settings, engine: AsyncEngine | None = None) -> Pla
         engine=engine,
         read_sessions=create_session_factory(engine),
         write_sessions=create_session_factory(writer_engine(engine)),
+        reads=reads,
         auth=auth,
         events=EventBus(),
         redis=redis,

@@ -19,10 +19,11 @@ from starlette.convertors import FloatConvertor, IntegerConvertor
 from starlette.routing import BaseRoute
 
 from creativeflow.app import create_app
-from creativeflow.http.auth import current_principal
+from creativeflow.http.auth import authenticates
 from creativeflow.platform import Platform
 
-# Answer without credentials on purpose. Anything else must depend on current_principal.
+# Answer without credentials on purpose. Anything else must depend on an authenticating
+# dependency (CurrentPrincipal or require_permission(...)).
 PUBLIC = frozenset(
     {
         ("GET", "/health"),
@@ -94,7 +95,7 @@ def requires_authentication(endpoint: Endpoint) -> bool:
     )
     if not isinstance(dependant, Dependant):
         return False  # a plain Starlette route cannot prove it authenticates
-    return any(call is current_principal for call in _dependency_calls(dependant))
+    return any(authenticates(call) for call in _dependency_calls(dependant))
 
 
 @pytest.fixture
@@ -122,7 +123,7 @@ def test_every_non_public_route_requires_authentication(app: FastAPI) -> None:
         if (endpoint.method, endpoint.path) not in PUBLIC and not requires_authentication(endpoint)
     ]
     assert not unprotected, (
-        "routes without creativeflow.http.auth.current_principal in their dependencies "
+        "routes without an authenticating dependency "
         f"(add require_permission(...) or CurrentPrincipal, or make them public here): "
         f"{unprotected}"
     )

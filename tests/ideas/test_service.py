@@ -10,17 +10,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import delete, event, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from creativeflow.db.engine import create_session_factory, writer_engine
 from creativeflow.ideas.cursor import decode_cursor, encode_cursor
 from creativeflow.ideas.models import Idea, IdeaCounter, IdeaPriority
-from creativeflow.ideas.repository import IdeaFilter, IdeaRepository, escape_like
+from creativeflow.ideas.queries import IdeaFilter, PageRequest, escape_like, page_statement
 from creativeflow.ideas.schemas import IdeaCreate, IdeaListParams
-from creativeflow.ideas.service import FilteredTotals, IdeaService
+from creativeflow.ideas.service import FilteredTotals, IdeaReader, IdeaService
 from creativeflow.identity.models import User
 from creativeflow.identity.principal import Principal
+from creativeflow.platform import Platform
 from creativeflow.shared.core.exceptions import NotFoundException, ValidationException
 from tests.factories import UserFactory
 from tests.ideas.support import create_idea, ideas_url, list_ideas
@@ -140,24 +141,24 @@ async def test_concurrent_deletes_of_one_idea_count_once(
 
 
 async def test_filtered_total_is_counted_once_per_version(
-    users: UserFactory, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+    users: UserFactory, session: AsyncSession, platform: Platform, connection: AsyncConnection
 ) -> None:
     user = await users.create()
     for i in range(4):
         await create_idea(user, title=f"idea {i}", tags=["x"])
-    counts: list[IdeaFilter] = []
-    original = IdeaRepository.count
+    counts: list[str] = []
 
-    async def counting(self: IdeaRepository, principal: Principal, filters: IdeaFilter) -> Any:
-        counts.append(filters)
-        return await original(self, principal, filters)
+    def note_counts(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT COUNT("):
+            counts.append(statement)
 
-    monkeypatch.setattr(IdeaRepository, "count", counting)
+    event.listen(connection.sync_connection, "before_cursor_execute", note_counts)
     principal = _principal(uuid.UUID(user.id))
     params = IdeaListParams(tags=["x"], limit=2)  # type: ignore[arg-type]
+    reader = IdeaReader(platform.reads, principal)
 
     for _ in range(3):
-        page = await IdeaService(session, principal).list_page(params)
+        page = await reader.list_page(params)
         assert page.total == 4
     assert len(counts) == 1
     # (All sessions of a test share one connection: end this one's savepoint first, so that
@@ -165,8 +166,9 @@ async def test_filtered_total_is_counted_once_per_version(
     await session.commit()
 
     await create_idea(user, title="one more", tags=["x"])  # raises the version
-    assert (await IdeaService(session, principal).list_page(params)).total == 5
+    assert (await reader.list_page(params)).total == 5
     assert len(counts) == 2
+    event.remove(connection.sync_connection, "before_cursor_execute", note_counts)
 
 
 def test_filtered_totals_cache() -> None:
@@ -242,12 +244,11 @@ async def test_search_query_shapes(session: AsyncSession, backend: str) -> None:
     """PostgreSQL: ILIKE (answered by the trigram indexes) from three characters on, strpos on
     the lower-cased text below that; tags through the GIN index only when nothing else
     narrows. SQLite: its own case-insensitive LIKE, no lower()."""
-    repository = IdeaRepository(session)
-    principal = _principal(uuid.uuid4())
+    dialect = session.get_bind().dialect
 
     def sql(filters: IdeaFilter) -> str:
-        stmt = select(Idea.id).where(*repository._filtered(principal, filters))
-        return str(stmt.compile(dialect=session.get_bind().dialect))
+        stmt = page_statement(dialect.name, filters, PageRequest("created_at", True, limit=20))
+        return str(stmt.compile(dialect=dialect))
 
     long_term = sql(IdeaFilter(search="Video"))
     short_term = sql(IdeaFilter(search="ai"))

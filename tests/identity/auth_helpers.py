@@ -23,11 +23,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from creativeflow.app import create_app
 from creativeflow.platform import Platform, build_platform
 from creativeflow.settings import Settings
+from tests.databases import bind_to_transaction
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 PROBLEM_JSON = "application/problem+json"
@@ -127,14 +128,7 @@ async def restarted_platform(
     """A new platform (fresh in-process state: revocation mirror, throttle, JWKS cache) on the
     same database, as after a restart of the API process."""
     platform = build_platform(settings, engine)
-    bound = async_sessionmaker(
-        bind=connection,
-        expire_on_commit=False,
-        autoflush=False,
-        join_transaction_mode="create_savepoint",
-    )
-    platform.read_sessions = bound
-    platform.write_sessions = bound
+    await bind_to_transaction(platform, connection)
     try:
         yield platform
     finally:

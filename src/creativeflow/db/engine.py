@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -15,6 +16,11 @@ from sqlalchemy.pool import NullPool
 
 # Execution option read by the SQLite BEGIN hook below; write requests ask for IMMEDIATE.
 SQLITE_BEGIN = "creativeflow_sqlite_begin"
+
+
+# JSON columns are read with orjson (several times faster than the stdlib on list pages) and
+# still written by the stdlib: the SQLite tag filter matches the stdlib's encoding of each key.
+json_deserializer = orjson.loads
 
 
 def is_sqlite(url: str) -> bool:
@@ -29,7 +35,7 @@ def create_engine(
     echo: bool = False,
     null_pool: bool = False,
 ) -> AsyncEngine:
-    kwargs: dict[str, Any] = {"echo": echo}
+    kwargs: dict[str, Any] = {"echo": echo, "json_deserializer": json_deserializer}
     if null_pool:
         kwargs["poolclass"] = NullPool
     elif not is_sqlite(url):

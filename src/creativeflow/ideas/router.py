@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 
 from creativeflow.http.auth import DbSession, require_permission
 from creativeflow.http.pagination import Page
@@ -23,8 +24,10 @@ from creativeflow.ideas.schemas import (
     IdeaRead,
     IdeaReplace,
     IdeaUpdate,
+    render_idea,
+    render_idea_page,
 )
-from creativeflow.ideas.service import IdeaService
+from creativeflow.ideas.service import IdeaReader, IdeaService
 from creativeflow.identity.permissions import Permission
 from creativeflow.identity.principal import Principal
 from creativeflow.shared.core.exceptions import PermissionDeniedException
@@ -42,6 +45,14 @@ PathUserId = Annotated[
 IdeaId = Annotated[uuid.UUID, Path(description="The idea's id")]
 
 
+def _ensure_path_user(principal: Principal, user_id: str) -> None:
+    if not principal.owns_path_user(user_id):
+        raise PermissionDeniedException(
+            "The path's user_id must be your own: ideas are private to their owner",
+            code="PERMISSION_DENIED",
+        )
+
+
 def _service(permission: Permission) -> Callable[..., Any]:
     """A dependency giving the idea service of a caller holding `permission` who is the path's
     `{user_id}`."""
@@ -51,18 +62,25 @@ def _service(permission: Permission) -> Callable[..., Any]:
         session: DbSession,
         principal: Annotated[Principal, Depends(require_permission(permission))],
     ) -> IdeaService:
-        if not principal.owns_path_user(user_id):
-            raise PermissionDeniedException(
-                "The path's user_id must be your own: ideas are private to their owner",
-                code="PERMISSION_DENIED",
-            )
+        _ensure_path_user(principal, user_id)
         return IdeaService(session, principal)
 
     build.__name__ = f"idea_service_{permission.replace(':', '_')}"
     return build
 
 
-Readers = Annotated[IdeaService, Depends(_service(Permission.IDEAS_READ))]
+async def _reader(
+    request: Request,
+    user_id: PathUserId,
+    principal: Annotated[Principal, Depends(require_permission(Permission.IDEAS_READ))],
+) -> IdeaReader:
+    """The idea reader of a caller allowed to read ideas who is the path's `{user_id}`: no
+    session, reads go to the read connections."""
+    _ensure_path_user(principal, user_id)
+    return IdeaReader(request.app.state.platform.reads, principal)
+
+
+Readers = Annotated[IdeaReader, Depends(_reader)]
 Creators = Annotated[IdeaService, Depends(_service(Permission.IDEAS_CREATE))]
 Updaters = Annotated[IdeaService, Depends(_service(Permission.IDEAS_UPDATE))]
 Deleters = Annotated[IdeaService, Depends(_service(Permission.IDEAS_DELETE))]
@@ -98,12 +116,17 @@ async def create_idea(
     "so pages never repeat or skip an idea.",
     responses=error_responses(401, 403, 422),
 )
-async def list_ideas(
-    params: Annotated[IdeaListParams, Query()], service: Readers
-) -> Page[IdeaRead]:
-    page = await service.list_page(params)
-    # One validation pass over the rows (attributes read straight from the result rows).
-    return Page[IdeaRead].model_validate(page, from_attributes=True)
+async def list_ideas(params: Annotated[IdeaListParams, Query()], reader: Readers) -> Response:
+    page = await reader.list_page(params)
+    body = render_idea_page(
+        page.items,
+        total=page.total,
+        limit=page.limit,
+        offset=page.offset,
+        has_more=page.has_more,
+        next_cursor=page.next_cursor,
+    )
+    return Response(body, media_type=JSONResponse.media_type)
 
 
 @router.get(
@@ -112,8 +135,8 @@ async def list_ideas(
     summary="Get an idea",
     responses=error_responses(401, 403, 404, 422),
 )
-async def get_idea(idea_id: IdeaId, service: Readers) -> IdeaRead:
-    return IdeaRead.model_validate(await service.get(idea_id))
+async def get_idea(idea_id: IdeaId, reader: Readers) -> Response:
+    return Response(render_idea(await reader.get(idea_id)), media_type=JSONResponse.media_type)
 
 
 @router.patch(

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
+import orjson
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -214,6 +216,57 @@ class IdeaRead(AuditedEntityResponse):
     updated_at: Timestamp
 
 
+_IDEA_FIELDS = tuple(IdeaRead.model_fields)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _timestamp(value)
+    if isinstance(value, uuid.UUID):  # asyncpg's own UUID subclass, which orjson does not know
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _idea_document(row: Any) -> dict[str, Any]:
+    mapping = row._mapping
+    return {name: mapping[name] for name in _IDEA_FIELDS}
+
+
+def render_idea(row: Any) -> bytes:
+    """`IdeaRead`'s JSON for a row with its columns, written straight from the row.
+
+    The rows come from our own table, so validating them into models first (and FastAPI
+    validating the models again against the response model) would only spend time: on a page of
+    20 that is most of a request's CPU. Tests hold this output equal to `IdeaRead`'s."""
+    return orjson.dumps(
+        _idea_document(row), default=_json_default, option=orjson.OPT_PASSTHROUGH_DATETIME
+    )
+
+
+def render_idea_page(
+    rows: Sequence[Any],
+    *,
+    total: int,
+    limit: int,
+    offset: int,
+    has_more: bool,
+    next_cursor: str | None,
+) -> bytes:
+    """`Page[IdeaRead]`'s JSON, written straight from the rows (see `render_idea`)."""
+    return orjson.dumps(
+        {
+            "items": [_idea_document(row) for row in rows],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "has_more": has_more,
+            "next_cursor": next_cursor,
+        },
+        default=_json_default,
+        option=orjson.OPT_PASSTHROUGH_DATETIME,
+    )
+
+
 class IdeaSort(StrEnum):
     CREATED_AT = "created_at"
     UPDATED_AT = "updated_at"
@@ -314,5 +367,7 @@ __all__ = [
     "IdeaSort",
     "IdeaUpdate",
     "SortOrder",
+    "render_idea",
+    "render_idea_page",
     "tag_key",
 ]

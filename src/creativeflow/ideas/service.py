@@ -1,7 +1,8 @@
 """Content idea rules: private to their owner, counted per user, listed by filters and pages.
 
-Takes a session and the acting principal; flushes, never commits (the route boundary commits
-once); raises the shared exceptions.
+`IdeaService` changes ideas in the request's session: it flushes, never commits (the route
+boundary commits once). `IdeaReader` reads them on a read connection, outside any session.
+Both act for one principal and raise the shared exceptions.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from creativeflow.db.reads import ReadConnections
+from creativeflow.ideas import queries
 from creativeflow.ideas.cursor import decode_cursor, encode_cursor
 from creativeflow.ideas.models import Idea
-from creativeflow.ideas.repository import SORT_KEYS, IdeaFilter, IdeaRepository, PageRequest
+from creativeflow.ideas.queries import SORT_KEYS, IdeaFilter, PageRequest
+from creativeflow.ideas.repository import IdeaRepository
 from creativeflow.ideas.schemas import IdeaCreate, IdeaListParams, IdeaReplace, IdeaUpdate
 from creativeflow.identity.principal import Principal
 from creativeflow.shared.core.exceptions import NotFoundException
@@ -90,9 +94,6 @@ class IdeaService:
         _log.info("idea_created", idea_id=str(idea.id))
         return idea
 
-    async def get(self, idea_id: uuid.UUID) -> Idea:
-        return await self._get(idea_id)
-
     async def update(self, idea_id: uuid.UUID, data: IdeaUpdate) -> Idea:
         """PATCH: change only the fields sent."""
         idea = await self._get(idea_id, for_update=True)
@@ -127,6 +128,21 @@ class IdeaService:
         _log.info("idea_updated", idea_id=str(idea.id), fields=changed)
         return idea
 
+
+class IdeaReader:
+    """Reads the principal's own ideas: one idea, or a page of a filtered, sorted list."""
+
+    def __init__(self, reads: ReadConnections, principal: Principal) -> None:
+        self.reads = reads
+        self.owner = principal.user_id
+
+    async def get(self, idea_id: uuid.UUID) -> Row[Any]:
+        owner = self.owner
+        row = await self.reads.run(lambda connection: queries.fetch_one(connection, owner, idea_id))
+        if row is None:
+            raise _not_found(idea_id)
+        return row
+
     # -- lists --------------------------------------------------------------------------------
 
     async def list_page(self, params: IdeaListParams) -> IdeaPage:
@@ -144,16 +160,12 @@ class IdeaService:
             else None
         )
         offset = 0 if after is not None else params.offset
-        rows = await self.ideas.list_page(
-            self.principal,
-            filters,
-            PageRequest(
-                sort=params.sort,
-                descending=descending,
-                limit=params.limit,
-                offset=offset,
-                after=after,
-            ),
+        request = PageRequest(
+            sort=params.sort, descending=descending, limit=params.limit, offset=offset, after=after
+        )
+        owner = self.owner
+        rows = await self.reads.run(
+            lambda connection: queries.fetch_page(connection, owner, filters, request)
         )
         has_more = len(rows) > params.limit
         items = rows[: params.limit]
@@ -185,23 +197,28 @@ class IdeaService:
         keyset: bool,
     ) -> int:
         """How many ideas match, counting rows only when nothing cheaper knows."""
+        owner = self.owner
         first = rows[0] if rows else None
         if filters.is_empty:
             counted = first.counter_total if first is not None else None
             if counted is None:
-                counted = await self.ideas.counted_total(self.principal)
+                counted = await self.reads.run(
+                    lambda connection: queries.counted_total(connection, owner)
+                )
             if counted is not None:
                 return int(counted)
         elif not keyset and not has_more and (rows or offset == 0):
             # The page reaches the end of the list: everything before it was skipped.
             return offset + len(rows)
-        key = (self.principal.user_id, filters.search, filters.stage, filters.priority,
+        key = (owner, filters.search, filters.stage, filters.priority,
                tuple(filters.tag_keys or ()))  # fmt: skip
         if first is not None:
             cached = filtered_totals.get(key, first.counter_version)
             if cached is not None:
                 return cached
-        total, version = await self.ideas.count(self.principal, filters)
+        total, version = await self.reads.run(
+            lambda connection: queries.count_matching(connection, owner, filters)
+        )
         if not filters.is_empty:
             filtered_totals.put(key, version, total)
         return total
@@ -212,4 +229,4 @@ def _not_found(idea_id: uuid.UUID) -> NotFoundException:
     return NotFoundException(f"Idea {idea_id} not found")
 
 
-__all__ = ["FilteredTotals", "IdeaPage", "IdeaService", "filtered_totals"]
+__all__ = ["FilteredTotals", "IdeaPage", "IdeaReader", "IdeaService", "filtered_totals"]

@@ -10,8 +10,10 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -85,14 +87,38 @@ def principal_for(user: User, **extra: Any) -> Principal:
 
 
 class AuthService:
-    def __init__(self, session: AsyncSession, context: AuthContext) -> None:
+    def __init__(
+        self, session: AsyncSession | Callable[[], AsyncSession], context: AuthContext
+    ) -> None:
+        """`session` is the unit of work, or how to open it: a credential whose principal is
+        cached is authenticated without one."""
         self.ctx = context
-        self.users = UserRepository(session)
-        self.roles = RoleRepository(session)
-        self.sessions = SessionRepository(session)
-        self.refresh_tokens = RefreshTokenRepository(session)
-        self.api_keys = ApiKeyRepository(session)
-        self._session = session
+        self._session_source = session
+
+    @cached_property
+    def _session(self) -> AsyncSession:
+        source = self._session_source
+        return source if isinstance(source, AsyncSession) else source()
+
+    @cached_property
+    def users(self) -> UserRepository:
+        return UserRepository(self._session)
+
+    @cached_property
+    def roles(self) -> RoleRepository:
+        return RoleRepository(self._session)
+
+    @cached_property
+    def sessions(self) -> SessionRepository:
+        return SessionRepository(self._session)
+
+    @cached_property
+    def refresh_tokens(self) -> RefreshTokenRepository:
+        return RefreshTokenRepository(self._session)
+
+    @cached_property
+    def api_keys(self) -> ApiKeyRepository:
+        return ApiKeyRepository(self._session)
 
     # -- registration ------------------------------------------------------------------------
 

@@ -1,0 +1,130 @@
+"""The read path: pooled connections outside any session, in a worker thread for SQLite and
+through the async driver for PostgreSQL, seeing committed data and never writing."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from creativeflow.db.engine import create_engine
+from creativeflow.db.reads import (
+    AsyncDriverReads,
+    ReadConnections,
+    SQLiteThreadReads,
+    create_read_connections,
+)
+from tests.databases import empty_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database with one committed table, `notes(id, body)`."""
+    with empty_database(request.param, tmp_path) as url:
+
+        async def arrange() -> None:
+            engine = create_engine(url, null_pool=True)
+            async with engine.begin() as connection:
+                await connection.execute(
+                    text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+                )
+                await connection.execute(
+                    text("INSERT INTO notes VALUES (1, 'first'), (2, 'second')")
+                )
+            await engine.dispose()
+
+        asyncio.run(arrange())
+        yield url
+
+
+@pytest.fixture
+async def reads(fresh_url: str) -> AsyncIterator[ReadConnections]:
+    connections = create_read_connections(fresh_url, pool_size=2, max_overflow=0)
+    yield connections
+    await connections.close()
+
+
+def _bodies(connection: Connection) -> list[str]:
+    return list(connection.execute(text("SELECT body FROM notes ORDER BY id")).scalars())
+
+
+async def test_reads_return_what_the_work_returns(reads: ReadConnections) -> None:
+    assert await reads.run(_bodies) == ["first", "second"]
+
+
+async def test_reads_see_writes_committed_elsewhere(fresh_url: str, reads: ReadConnections) -> None:
+    await reads.run(_bodies)  # a pooled connection now exists and is reused below
+    engine = create_engine(fresh_url, null_pool=True)
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO notes VALUES (3, 'third')"))
+    await engine.dispose()
+    assert await reads.run(_bodies) == ["first", "second", "third"]
+
+
+async def test_many_reads_at_once_share_the_pool(reads: ReadConnections) -> None:
+    results = await asyncio.gather(*(reads.run(_bodies) for _ in range(20)))
+    assert all(result == ["first", "second"] for result in results)
+
+
+async def test_each_backend_gets_its_read_path(fresh_url: str, reads: ReadConnections) -> None:
+    expected = SQLiteThreadReads if fresh_url.startswith("sqlite") else AsyncDriverReads
+    assert isinstance(reads, expected)
+
+
+@pytest.mark.parametrize("fresh_url", ["sqlite"], indirect=True)
+async def test_sqlite_reads_run_off_the_event_loop_and_cannot_write(
+    reads: ReadConnections,
+) -> None:
+    loop_thread = threading.current_thread().name
+    assert await reads.run(lambda _connection: threading.current_thread().name) != loop_thread
+
+    def write(connection: Connection) -> None:
+        connection.execute(text("INSERT INTO notes VALUES (9, 'sneaky')"))
+
+    with pytest.raises(OperationalError, match="readonly"):
+        await reads.run(write)
+    assert await reads.run(_bodies) == ["first", "second"]
+
+
+@pytest.mark.parametrize("fresh_url", ["postgresql"], indirect=True)
+async def test_postgresql_reads_retry_once_on_a_dropped_connection(
+    fresh_url: str, reads: ReadConnections
+) -> None:
+    """The read pool has no pre-ping: a connection the server has dropped (restart, idle
+    timeout) fails its first statement, and the read is run again on a new connection."""
+
+    def backend_pid(connection: Connection) -> int:
+        return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+    first_pid = await reads.run(backend_pid)
+    admin = create_engine(fresh_url, null_pool=True)
+    async with admin.connect() as connection:
+        await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
+        await connection.commit()
+    await admin.dispose()
+
+    second_pid = await reads.run(backend_pid)
+    assert second_pid != first_pid
+    assert await reads.run(_bodies) == ["first", "second"]
+
+
+async def test_other_errors_are_not_retried(reads: ReadConnections) -> None:
+    calls: list[int] = []
+
+    def broken(connection: Connection) -> None:
+        calls.append(1)
+        connection.execute(text("SELECT nothing FROM no_such_table"))
+
+    with pytest.raises((OperationalError, ProgrammingError)):
+        await reads.run(broken)
+    assert len(calls) == 1
+
+
+def test_sqlite_in_memory_is_refused() -> None:
+    with pytest.raises(ValueError, match="SQLite file"):
+        create_read_connections("sqlite+aiosqlite:///:memory:", pool_size=1, max_overflow=0)
