@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -41,6 +42,11 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await sync_builtin_roles(app.state.platform)
+        # Everything built so far (modules, routes, models, metadata) lives as long as the
+        # process: keep it out of the collector's full passes, which otherwise walk it all
+        # and stall every request in flight (list at 32 connections: p99 350 ms -> 48 ms).
+        gc.collect()
+        gc.freeze()
         yield
         if owns_platform:
             await app.state.platform.close()

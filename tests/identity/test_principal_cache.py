@@ -35,6 +35,71 @@ def test_entries_expire_and_the_oldest_are_evicted() -> None:
     assert disabled.get("k") is None
 
 
+def _principal(name: str = "someone") -> Principal:
+    return Principal(
+        user_id=uuid.uuid4(), username=name, roles=frozenset(), permissions=frozenset()
+    )
+
+
+async def test_concurrent_misses_of_one_credential_load_it_once() -> None:
+    cache = PrincipalCache(ttl_seconds=60)
+    loads: list[int] = []
+    released = asyncio.Event()
+    principal = _principal()
+
+    async def load() -> Principal:
+        loads.append(1)
+        await released.wait()  # still loading while the other requests arrive
+        cache.put("token", principal)
+        return principal
+
+    waiting = [asyncio.create_task(cache.get_or_load("token", load)) for _ in range(20)]
+    await asyncio.sleep(0.01)
+    released.set()
+    assert all(result is principal for result in await asyncio.gather(*waiting))
+    assert len(loads) == 1
+    assert await cache.get_or_load("token", load) is principal  # cached now
+    assert len(loads) == 1
+
+
+async def test_when_the_first_load_fails_each_waiter_gets_its_own_answer() -> None:
+    cache = PrincipalCache(ttl_seconds=60)
+    released = asyncio.Event()
+    principal = _principal()
+    attempts: list[str] = []
+
+    async def failing() -> Principal:
+        attempts.append("first")
+        await released.wait()
+        raise RuntimeError("database went away")
+
+    async def working() -> Principal:
+        attempts.append("again")
+        return principal
+
+    first = asyncio.create_task(cache.get_or_load("token", failing))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(cache.get_or_load("token", working))
+    await asyncio.sleep(0.01)
+    released.set()
+    with pytest.raises(RuntimeError):
+        await first
+    assert await second is principal
+    assert attempts == ["first", "again"]
+
+
+async def test_a_disabled_cache_loads_every_time() -> None:
+    cache = PrincipalCache(ttl_seconds=0)
+    loads: list[int] = []
+
+    async def load() -> Principal:
+        loads.append(1)
+        return _principal()
+
+    await asyncio.gather(*(cache.get_or_load("token", load) for _ in range(3)))
+    assert len(loads) == 3
+
+
 async def test_a_committed_identity_change_clears_the_cache_at_once(
     users: UserFactory, platform: Platform, session: AsyncSession
 ) -> None:

@@ -347,22 +347,24 @@ class AuthService:
         if await self.ctx.revocations.is_revoked(identity.session_id):
             raise AuthenticationException("Session has been revoked", code="SESSION_REVOKED")
         session_key = ("session", identity.session_id, identity.id)
-        cached = self.ctx.principals.get(session_key)
-        if cached is not None:
-            return cached
-        auth_session = await self.sessions.get_or_none(identity.session_id)
-        if (
-            auth_session is None
-            or auth_session.user_id != identity.id
-            or auth_session.revoked_at is not None
-        ):
-            raise AuthenticationException("Session has been revoked", code="SESSION_REVOKED")
-        user = await self.users.get_with_roles(identity.id)
-        if user is None or not user.is_active:
-            raise AuthenticationException("Account is disabled", code="ACCOUNT_DISABLED")
-        principal = principal_for(user, session_id=auth_session.id)
-        self.ctx.principals.put(session_key, principal)
-        return principal
+
+        async def load() -> Principal:
+            auth_session = await self.sessions.get_or_none(session_id)
+            if (
+                auth_session is None
+                or auth_session.user_id != identity.id
+                or auth_session.revoked_at is not None
+            ):
+                raise AuthenticationException("Session has been revoked", code="SESSION_REVOKED")
+            user = await self.users.get_with_roles(identity.id)
+            if user is None or not user.is_active:
+                raise AuthenticationException("Account is disabled", code="ACCOUNT_DISABLED")
+            principal = principal_for(user, session_id=auth_session.id)
+            self.ctx.principals.put(session_key, principal)
+            return principal
+
+        session_id = identity.session_id
+        return await self.ctx.principals.get_or_load(session_key, load)
 
     async def _external_user(self, issuer: str, subject: str, claims: dict[str, Any]) -> User:
         """The local user an external subject maps to, created the first time it is seen."""
