@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,4 @@ async def bind_to_transaction(platform: Platform, connection: AsyncConnection) -
     platform.write_sessions = bound
     await platform.reads.close()
     platform.reads = ConnectionReads(connection)
+    platform.auth = replace(platform.auth, reads=platform.reads)

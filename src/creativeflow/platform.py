@@ -90,6 +90,7 @@ def build_platform(settings: Settings, engine: AsyncEngine | None = None) -> Pla
         access_ttl=timedelta(minutes=settings.access_token_expire_minutes),
         refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
         principals=PrincipalCache(ttl_seconds=settings.principal_cache_seconds),
+        reads=reads,
     )
     return Platform(
         settings=settings,

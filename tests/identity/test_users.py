@@ -434,6 +434,18 @@ async def test_revoke_takes_effect_on_existing_tokens(users: UserFactory) -> Non
     _problem(await user.get(USERS), 403, "PERMISSION_DENIED")
 
 
+async def test_a_user_with_no_role_left_is_signed_in_but_may_do_nothing(
+    users: UserFactory,
+) -> None:
+    admin = await users.admin()
+    user = await users.create()
+    response = await admin.delete(f"{USERS}/{user.id}/roles/viewer")
+    assert response.status_code == 204
+    me = await _me(user)  # still authenticated: the session and account are fine
+    assert me["roles"] == []
+    _problem(await user.get(f"/api/v1/{user.id}/ideas"), 403, "PERMISSION_DENIED")
+
+
 async def test_users_manage_alone_cannot_escalate_or_touch_admins(users: UserFactory) -> None:
     admin = await users.admin()
     await _custom_role(admin, "people-admins", ["users:manage"])

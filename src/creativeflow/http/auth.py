@@ -38,9 +38,13 @@ async def get_db_session(request: Request) -> AsyncSession:
 DbSession = Annotated[AsyncSession, Depends(get_db_session)]
 
 
-async def get_auth_service(request: Request) -> AuthService:
+def _auth_service(request: Request) -> AuthService:
     # The session opens on first use: a cached credential is authenticated without one.
     return AuthService(lambda: open_request_session(request), request.app.state.platform.auth)
+
+
+async def get_auth_service(request: Request) -> AuthService:
+    return _auth_service(request)
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
@@ -62,7 +66,7 @@ async def _authenticate(request: Request, bearer: str | None, api_key: str | Non
     principal: Principal | None = getattr(request.state, _PRINCIPAL_STATE, None)
     if principal is not None:
         return principal
-    service = AuthService(lambda: open_request_session(request), request.app.state.platform.auth)
+    service = _auth_service(request)
     if api_key:
         principal = await service.authenticate_api_key(api_key)
     elif bearer and bearer.startswith(API_KEY_PREFIX):

@@ -137,8 +137,9 @@ class IdeaReader:
         self.owner = principal.user_id
 
     async def get(self, idea_id: uuid.UUID) -> Row[Any]:
-        owner = self.owner
-        row = await self.reads.run(lambda connection: queries.fetch_one(connection, owner, idea_id))
+        row = await self.reads.run(
+            lambda connection: queries.fetch_one(connection, self.owner, idea_id)
+        )
         if row is None:
             raise _not_found(idea_id)
         return row
@@ -163,9 +164,8 @@ class IdeaReader:
         request = PageRequest(
             sort=params.sort, descending=descending, limit=params.limit, offset=offset, after=after
         )
-        owner = self.owner
         rows = await self.reads.run(
-            lambda connection: queries.fetch_page(connection, owner, filters, request)
+            lambda connection: queries.fetch_page(connection, self.owner, filters, request)
         )
         has_more = len(rows) > params.limit
         items = rows[: params.limit]
@@ -197,27 +197,26 @@ class IdeaReader:
         keyset: bool,
     ) -> int:
         """How many ideas match, counting rows only when nothing cheaper knows."""
-        owner = self.owner
         first = rows[0] if rows else None
         if filters.is_empty:
             counted = first.counter_total if first is not None else None
             if counted is None:
                 counted = await self.reads.run(
-                    lambda connection: queries.counted_total(connection, owner)
+                    lambda connection: queries.counted_total(connection, self.owner)
                 )
             if counted is not None:
                 return int(counted)
         elif not keyset and not has_more and (rows or offset == 0):
             # The page reaches the end of the list: everything before it was skipped.
             return offset + len(rows)
-        key = (owner, filters.search, filters.stage, filters.priority,
+        key = (self.owner, filters.search, filters.stage, filters.priority,
                tuple(filters.tag_keys or ()))  # fmt: skip
         if first is not None:
             cached = filtered_totals.get(key, first.counter_version)
             if cached is not None:
                 return cached
         total, version = await self.reads.run(
-            lambda connection: queries.count_matching(connection, owner, filters)
+            lambda connection: queries.count_matching(connection, self.owner, filters)
         )
         if not filters.is_empty:
             filtered_totals.put(key, version, total)

@@ -20,7 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from creativeflow.db.ids import uuid7
+from creativeflow.db.reads import ReadConnections
 from creativeflow.db.types import utcnow
+from creativeflow.identity import queries as identity_queries
 from creativeflow.identity.models import ApiKey, AuthSession, RefreshToken, User
 from creativeflow.identity.passwords import hash_password, verify_password
 from creativeflow.identity.permissions import DEFAULT_ROLE
@@ -63,6 +65,7 @@ class AuthContext:
     access_ttl: timedelta
     refresh_ttl: timedelta
     principals: PrincipalCache
+    reads: ReadConnections
 
 
 @dataclass(frozen=True)
@@ -349,17 +352,23 @@ class AuthService:
         session_key = ("session", identity.session_id, identity.id)
 
         async def load() -> Principal:
-            auth_session = await self.sessions.get_or_none(session_id)
-            if (
-                auth_session is None
-                or auth_session.user_id != identity.id
-                or auth_session.revoked_at is not None
-            ):
+            # On the read path: one statement, no session (a miss happens on every busy
+            # credential once per cache lifetime, and under load).
+            owner = await self.ctx.reads.run(
+                lambda connection: identity_queries.session_owner(connection, session_id)
+            )
+            if owner is None or owner.user_id != identity.id or owner.revoked_at is not None:
                 raise AuthenticationException("Session has been revoked", code="SESSION_REVOKED")
-            user = await self.users.get_with_roles(identity.id)
-            if user is None or not user.is_active:
+            if not owner.is_active:
                 raise AuthenticationException("Account is disabled", code="ACCOUNT_DISABLED")
-            principal = principal_for(user, session_id=auth_session.id)
+            principal = Principal(
+                user_id=owner.user_id,
+                username=owner.username,
+                roles=owner.roles,
+                permissions=owner.permissions,
+                external_subject=owner.external_subject,
+                session_id=session_id,
+            )
             self.ctx.principals.put(session_key, principal)
             return principal
 
