@@ -122,8 +122,11 @@ def create_read_connections(
     engine = create_async_engine(
         url,
         echo=echo,
-        pool_size=pool_size,
-        max_overflow=max_overflow,
+        # Every connection is kept: overflow connections are opened for a burst and closed
+        # after each use (32 connections on a pool of 20: a new PostgreSQL connection, TLS
+        # attempt included, on a third of the requests).
+        pool_size=pool_size + max_overflow,
+        max_overflow=0,
         pool_recycle=3600,
         isolation_level="AUTOCOMMIT",
         json_deserializer=json_deserializer,
