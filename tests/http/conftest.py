@@ -3,9 +3,8 @@ test-only routes."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -14,28 +13,22 @@ from fastapi import FastAPI
 
 from creativeflow.app import create_app
 from creativeflow.platform import Platform
+from creativeflow.shared.core.logging import log_to
 from tests.http.support import LogCapture
 
 
 @pytest.fixture
 def capture_logs() -> Iterator[Callable[[], LogCapture]]:
     """Call after the app is built (create_app configures logging): from then on, every line
-    the root logger emits is also kept, formatted exactly as on stderr."""
-    root = logging.getLogger()
-    added: list[logging.Handler] = []
+    the platform logs is also kept, exactly as written on stderr."""
+    with ExitStack() as stack:
 
-    def start() -> LogCapture:
-        capture = LogCapture()
-        formatter = next(h.formatter for h in root.handlers if h.formatter is not None)
-        handler = logging.StreamHandler(capture.stream)
-        handler.setFormatter(formatter)
-        root.addHandler(handler)
-        added.append(handler)
-        return capture
+        def start() -> LogCapture:
+            capture = LogCapture()
+            stack.enter_context(log_to(capture.stream))
+            return capture
 
-    yield start
-    for handler in added:
-        root.removeHandler(handler)
+        yield start
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ def assert_security_headers(response: httpx.Response, *, hsts: bool = False) -> 
 
 
 class LogCapture:
-    """JSON lines the platform's root logger writes, rendered by its own formatter."""
+    """JSON lines the platform writes, as it writes them."""
 
     def __init__(self) -> None:
         self.stream = io.StringIO()

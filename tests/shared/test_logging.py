@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from creativeflow.shared.core.context import correlation_id_var, user_id_var
-from creativeflow.shared.core.logging import configure_logging, get_logger
+from creativeflow.shared.core.logging import configure_logging, get_logger, log_to
 
 
 @pytest.fixture(autouse=True)
@@ -129,3 +129,38 @@ def test_non_json_values_do_not_break_the_line(capfd: pytest.CaptureFixture[str]
     assert line["id"] == "00000000-0000-0000-0000-000000000001"
     assert line["at"] == "2026-01-01T00:00:00+00:00"
     assert line["text"] == 'ü\n"x"'
+
+
+_MODULE_LOGGER = get_logger("creativeflow.module")  # made at import, used after configuring
+
+
+def test_loggers_made_earlier_follow_each_configuration(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    _MODULE_LOGGER.info("first")  # cached on first use
+    configure_logging("svc-a", "INFO")
+    _MODULE_LOGGER.info("second")
+    configure_logging("svc-b", "ERROR")
+    _MODULE_LOGGER.warning("filtered out")
+    _MODULE_LOGGER.error("third")
+
+    lines = _lines(capfd.readouterr().err)
+    assert [(line["event"], line["service"]) for line in lines[-2:]] == [
+        ("second", "svc-a"),
+        ("third", "svc-b"),
+    ]
+    assert all(line["logger"] == "creativeflow.module" for line in lines)
+
+
+def test_log_to_copies_every_line_while_inside(capfd: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    configure_logging("test-service", "INFO")
+    copy = io.StringIO()
+    with log_to(copy):
+        get_logger("creativeflow.test").info("kept")
+        logging.getLogger("some.library").warning("kept too")
+    get_logger("creativeflow.test").info("not kept")
+
+    assert [line["event"] for line in _lines(copy.getvalue())] == ["kept", "kept too"]
+    assert len(_lines(capfd.readouterr().err)) == 3
