@@ -34,7 +34,7 @@ class Capture:
 
 
 def _listen(engine: Any, capture: Capture) -> None:
-    sync_engine = engine.sync_engine
+    sync_engine = getattr(engine, "sync_engine", engine)  # async engines wrap a sync one
 
     @event.listens_for(sync_engine, "before_cursor_execute")
     def before(
@@ -62,6 +62,7 @@ async def _capture_all(
     platform = app.state.platform
     capture = Capture()
     _listen(platform.engine, capture)
+    _listen(platform.reads.engine, capture)  # the read path's own pool (ADR 5)
     results: dict[str, list[Statement]] = {}
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     try:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from creativeflow.db.engine import create_engine
 from creativeflow.db.reads import (
+    SQLITE_MMAP_BYTES,
     AsyncDriverReads,
     ReadConnections,
     SQLiteThreadReads,
@@ -89,6 +90,11 @@ async def test_sqlite_reads_run_off_the_event_loop_and_cannot_write(
     with pytest.raises(OperationalError, match="readonly"):
         await reads.run(write)
     assert await reads.run(_bodies) == ["first", "second"]
+
+    def mmap_size(connection: Connection) -> int:
+        return int(connection.execute(text("PRAGMA mmap_size")).scalar_one())
+
+    assert await reads.run(mmap_size) == SQLITE_MMAP_BYTES
 
 
 @pytest.mark.parametrize("fresh_url", ["postgresql"], indirect=True)

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from creativeflow.db.engine import json_deserializer
 
 T = TypeVar("T")
+SQLITE_MMAP_BYTES = 1 << 30  # address space, not memory: only the pages read are mapped in
 ReadWork = Callable[[Connection], T]
 
 
@@ -58,6 +59,10 @@ class SQLiteThreadReads:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA query_only=ON")  # this path can never write
             cursor.execute("PRAGMA busy_timeout=15000")
+            # Read pages through a memory map of the file instead of one pread() per page: a
+            # search walking thousands of rows spent ~30% of its time in those system calls.
+            # The map shares the OS page cache, so it costs no memory per connection.
+            cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
             cursor.close()
 
     def _run_in_thread(self, work: ReadWork[T]) -> T:
@@ -135,6 +140,7 @@ def create_read_connections(
 
 
 __all__ = [
+    "SQLITE_MMAP_BYTES",
     "AsyncDriverReads",
     "ConnectionReads",
     "ReadConnections",
