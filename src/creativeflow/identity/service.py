@@ -349,7 +349,8 @@ class AuthService:
             raise AuthenticationException("Token has no session", code="INVALID_TOKEN")
         if await self.ctx.revocations.is_revoked(identity.session_id):
             raise AuthenticationException("Session has been revoked", code="SESSION_REVOKED")
-        session_key = ("session", identity.session_id, identity.id)
+        session_id = identity.session_id
+        session_key = ("session", session_id, identity.id)
 
         async def load() -> Principal:
             # On the read path: one statement, no session (a miss happens on every busy
@@ -372,7 +373,6 @@ class AuthService:
             self.ctx.principals.put(session_key, principal)
             return principal
 
-        session_id = identity.session_id
         return await self.ctx.principals.get_or_load(session_key, load)
 
     async def _external_user(self, issuer: str, subject: str, claims: dict[str, Any]) -> User:
