@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -46,6 +47,10 @@ class Platform:
     auth: AuthContext
     events: EventBus
     redis: Redis | None = None
+    # SQLite takes one writer at a time: write requests queue here, in arrival order, instead
+    # of polling the file lock with SQLite's sleeping busy handler (1, 2, 5 ... 100 ms naps:
+    # 32 concurrent creates had a p99 over a second). None on PostgreSQL.
+    write_gate: asyncio.Lock | None = None
 
     async def close(self) -> None:
         if self.redis is not None:
@@ -101,6 +106,7 @@ def build_platform(settings: Settings, engine: AsyncEngine | None = None) -> Pla
         auth=auth,
         events=EventBus(),
         redis=redis,
+        write_gate=asyncio.Lock() if engine.dialect.name == "sqlite" else None,
     )
 
 

@@ -3,6 +3,7 @@ written straight from rows, byte for byte what the response models would write."
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -164,3 +165,25 @@ async def test_other_users_ideas_stay_invisible(deployed: UserFactory) -> None:
     assert (await other.get(ideas_url(owner, idea["id"]))).status_code == 403
     assert (await other.get(ideas_url(owner))).status_code == 403
     assert (await list_ideas(other))["total"] == 0
+
+
+async def test_concurrent_writes_all_land(deployed: UserFactory) -> None:
+    """On SQLite, write requests queue on the platform's write gate; on PostgreSQL they run
+    side by side. Either way every create lands and is counted, and a refused write (422)
+    leaves the gate open for the next one."""
+    user = await deployed.create()
+    refused = await user.post(ideas_url(user), json={"title": ""})
+    assert refused.status_code == 422
+    responses = await asyncio.wait_for(
+        asyncio.gather(
+            *(user.post(ideas_url(user), json={"title": f"idea {n}"}) for n in range(16))
+        ),
+        timeout=30,
+    )
+    assert [response.status_code for response in responses] == [201] * 16
+    assert (await list_ideas(user))["total"] == 16
+    gate = deployed.platform.write_gate
+    assert (gate is not None) == deployed.platform.settings.resolved_database_url().startswith(
+        "sqlite"
+    )
+    assert gate is None or not gate.locked()

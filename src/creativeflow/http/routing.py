@@ -53,6 +53,13 @@ class UnitOfWorkRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
+            gate = request.app.state.platform.write_gate
+            if gate is None or request.method in SAFE_METHODS:
+                return await run(request)
+            async with gate:
+                return await run(request)
+
+        async def run(request: Request) -> Response:
             try:
                 response = await handler(request)
             except BaseAPIException as exc:
