@@ -84,5 +84,4 @@ async def bind_to_transaction(platform: Platform, connection: AsyncConnection) -
     platform.read_sessions = bound
     platform.write_sessions = bound
     await platform.reads.close()
-    platform.reads = ConnectionReads(connection)
-    platform.auth = replace(platform.auth, reads=platform.reads)
+    platform.auth = replace(platform.auth, reads=ConnectionReads(connection))

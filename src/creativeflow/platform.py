@@ -43,7 +43,6 @@ class Platform:
     engine: AsyncEngine
     read_sessions: async_sessionmaker[AsyncSession]
     write_sessions: async_sessionmaker[AsyncSession]
-    reads: ReadConnections
     auth: AuthContext
     events: EventBus
     redis: Redis | None = None
@@ -51,6 +50,11 @@ class Platform:
     # of polling the file lock with SQLite's sleeping busy handler (1, 2, 5 ... 100 ms naps:
     # 32 concurrent creates had a p99 over a second). None on PostgreSQL.
     write_gate: asyncio.Lock | None = None
+
+    @property
+    def reads(self) -> ReadConnections:
+        """The read connections (ADR 5), which authentication uses too."""
+        return self.auth.reads
 
     async def close(self) -> None:
         if self.redis is not None:
@@ -102,7 +106,6 @@ def build_platform(settings: Settings, engine: AsyncEngine | None = None) -> Pla
         engine=engine,
         read_sessions=create_session_factory(engine),
         write_sessions=create_session_factory(writer_engine(engine)),
-        reads=reads,
         auth=auth,
         events=EventBus(),
         redis=redis,

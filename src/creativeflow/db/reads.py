@@ -48,7 +48,7 @@ class SQLiteThreadReads:
             sync_url,
             pool_size=size,
             max_overflow=0,
-            connect_args={"check_same_thread": False, "timeout": 15},
+            connect_args={"check_same_thread": False, "timeout": 15},  # = busy_timeout
             json_deserializer=json_deserializer,
         )
         self._threads = ThreadPoolExecutor(max_workers=size, thread_name_prefix="sqlite-read")
@@ -58,7 +58,6 @@ class SQLiteThreadReads:
             dbapi_connection.isolation_level = None  # autocommit: no BEGIN around a SELECT
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA query_only=ON")  # this path can never write
-            cursor.execute("PRAGMA busy_timeout=15000")
             # Read pages through a memory map of the file instead of one pread() per page: a
             # search walking thousands of rows spent ~30% of its time in those system calls.
             # The map shares the OS page cache, so it costs no memory per connection.

@@ -294,8 +294,12 @@ _TOTAL = select(COUNTERS.c.total).where(COUNTERS.c.user_id == bindparam("owner")
 
 def page_statement(dialect: str, filters: IdeaFilter, page: PageRequest) -> AnySelect:
     """The statement `fetch_page` runs (for tests and EXPLAIN)."""
+    return _statement_for(FilterShape.of(dialect, filters), page)
+
+
+def _statement_for(shape: FilterShape, page: PageRequest) -> AnySelect:
     return _page_statement(
-        FilterShape.of(dialect, filters),
+        shape,
         page.sort,
         page.descending,
         page.after is not None,
@@ -318,8 +322,7 @@ def fetch_page(
         params.update({f"after_{i}": value for i, value in enumerate(page.after)})
     elif page.offset:
         params["offset"] = page.offset
-    stmt = page_statement(shape.dialect, filters, page)
-    return connection.execute(stmt, params).all()
+    return connection.execute(_statement_for(shape, page), params).all()
 
 
 def count_matching(

@@ -66,7 +66,7 @@ class PrincipalCache:
     async def get_or_load(
         self, key: Hashable, load: Callable[[], Awaitable[Principal]]
     ) -> Principal:
-        """The cached principal of `key`, or the one `load` resolves (and caches with `put`).
+        """The cached principal of `key`, or the one `load` resolves, which is then cached.
 
         Concurrent misses of one key wait for a single load: when a busy credential's entry
         expires, every request in flight would otherwise go to the database at once (32
@@ -83,12 +83,15 @@ class PrincipalCache:
             shared = await asyncio.shield(pending)
             if shared is not None:
                 return shared
-            return await load()
+            principal = await load()
+            self.put(key, principal)
+            return principal
         future: asyncio.Future[Principal | None] = asyncio.get_running_loop().create_future()
         self._loading[key] = future
         loaded: Principal | None = None
         try:
             loaded = await load()
+            self.put(key, loaded)
             return loaded
         finally:
             del self._loading[key]

@@ -362,7 +362,7 @@ class AuthService:
                 raise AuthenticationException("Session has been revoked", code="SESSION_REVOKED")
             if not owner.is_active:
                 raise AuthenticationException("Account is disabled", code="ACCOUNT_DISABLED")
-            principal = Principal(
+            return Principal(
                 user_id=owner.user_id,
                 username=owner.username,
                 roles=owner.roles,
@@ -370,8 +370,6 @@ class AuthService:
                 external_subject=owner.external_subject,
                 session_id=session_id,
             )
-            self.ctx.principals.put(session_key, principal)
-            return principal
 
         return await self.ctx.principals.get_or_load(session_key, load)
 

@@ -78,8 +78,7 @@ class _Settings:
 
 _output = _Output()
 _settings = _Settings()
-_LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40,
-           "critical": 50, "fatal": 50}  # fmt: skip
+_LEVELS = {**structlog.stdlib.NAME_TO_LEVEL, "fatal": logging.FATAL}
 
 
 def _filter_level(_logger: Any, method: str, event_dict: EventDict) -> EventDict:
