@@ -95,7 +95,10 @@ def requires_authentication(endpoint: Endpoint) -> bool:
     )
     if not isinstance(dependant, Dependant):
         return False  # a plain Starlette route cannot prove it authenticates
-    return any(authenticates(call) for call in _dependency_calls(dependant))
+    # A direct endpoint (`creativeflow.http.direct`) authenticates itself.
+    return authenticates(dependant.call) or any(
+        authenticates(call) for call in _dependency_calls(dependant)
+    )
 
 
 @pytest.fixture

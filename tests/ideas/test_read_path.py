@@ -16,7 +16,7 @@ from creativeflow.app import create_app
 from creativeflow.db import migrate
 from creativeflow.db.reads import ConnectionReads
 from creativeflow.http.pagination import Page
-from creativeflow.ideas.queries import IdeaFilter, PageRequest, fetch_one, fetch_page
+from creativeflow.ideas.queries import IdeaFilter, PageRequest, document, fetch_one, fetch_page
 from creativeflow.ideas.schemas import IdeaRead, render_idea, render_idea_page
 from creativeflow.identity.bootstrap import sync_builtin_roles
 from creativeflow.platform import Platform, build_platform
@@ -39,28 +39,47 @@ VARIED_IDEAS: list[dict[str, Any]] = [
 ]
 
 
-# -- rendering: straight from rows, equal to the response models ------------------------------
+# -- documents: the database writes the API's spelling, rendered without models ---------------
 
 
-async def test_rendered_ideas_equal_the_response_models(
+async def test_documents_are_what_the_write_routes_return(
+    users: UserFactory, platform: Platform
+) -> None:
+    """Ids, times (six digits of fraction, `Z`), ranks and tags, spelt by the database, equal
+    what the models write, through the driver statements and through SQLAlchemy alike."""
+    user = await users.create()
+    created = [await create_idea(user, **fields) for fields in VARIED_IDEAS]
+    owner = uuid.UUID(user.id)
+    newest_first = PageRequest(sort="created_at", descending=True, limit=10)
+
+    unfiltered = await fetch_page(platform.reads, owner, IdeaFilter(), newest_first)
+    searched = await fetch_page(platform.reads, owner, IdeaFilter(search="a"), newest_first)
+    assert [document(row) for row in unfiltered] == created[::-1]
+    assert [document(row) for row in searched] == [
+        idea for idea in created[::-1] if "a" in idea["title"].lower()
+    ]
+    for idea in created:
+        row = await fetch_one(platform.reads, owner, uuid.UUID(idea["id"]))
+        assert row is not None
+        assert document(row) == idea
+
+
+async def test_rendered_documents_equal_the_response_models(
     users: UserFactory, platform: Platform
 ) -> None:
     user = await users.create()
     for fields in VARIED_IDEAS:
         await create_idea(user, **fields)
-    owner = uuid.UUID(user.id)
     request = PageRequest(sort="created_at", descending=True, limit=10)
-    rows = await platform.reads.run(
-        lambda connection: fetch_page(connection, owner, IdeaFilter(), request)
-    )
-    assert len(rows) == len(VARIED_IDEAS)
+    rows = await fetch_page(platform.reads, uuid.UUID(user.id), IdeaFilter(), request)
+    documents = [document(row) for row in rows]
+    assert len(documents) == len(VARIED_IDEAS)
 
-    for row in rows:
-        model = IdeaRead.model_validate(row, from_attributes=True)
-        assert render_idea(row) == model.model_dump_json().encode()
+    for idea in documents:
+        assert render_idea(idea) == IdeaRead.model_validate(idea).model_dump_json().encode()
 
     page = Page[IdeaRead](
-        items=[IdeaRead.model_validate(row, from_attributes=True) for row in rows],
+        items=[IdeaRead.model_validate(idea) for idea in documents],
         total=3,
         limit=10,
         offset=0,
@@ -68,7 +87,7 @@ async def test_rendered_ideas_equal_the_response_models(
         next_cursor="abc",
     )
     rendered = render_idea_page(
-        rows, total=3, limit=10, offset=0, has_more=False, next_cursor="abc"
+        documents, total=3, limit=10, offset=0, has_more=False, next_cursor="abc"
     )
     assert rendered == page.model_dump_json().encode()
 
@@ -78,11 +97,10 @@ async def test_one_rendered_idea_is_what_the_api_returns(
 ) -> None:
     user = await users.create()
     created = await create_idea(user, **VARIED_IDEAS[1])
-    owner, idea_id = uuid.UUID(user.id), uuid.UUID(created["id"])
-    row = await platform.reads.run(lambda connection: fetch_one(connection, owner, idea_id))
+    row = await fetch_one(platform.reads, uuid.UUID(user.id), uuid.UUID(created["id"]))
     assert row is not None
     response = await user.get(ideas_url(user, created["id"]))
-    assert response.content == render_idea(row)
+    assert response.content == render_idea(document(row))
     assert response.headers["content-type"] == "application/json"
     assert response.json() == created
 

@@ -12,19 +12,31 @@ synchronous SQLAlchemy code; where it runs depends on the database:
   engine's greenlet bridge (`AsyncConnection.run_sync`). The pool has no pre-ping (one round
   trip per checkout); instead a read that meets a connection the server has dropped is
   retried once on a fresh one, which is safe because it writes nothing.
+
+The hottest reads skip SQLAlchemy's result processing too: `fetch(statement, params)` runs a
+`DriverStatement` (a Core statement compiled once for the dialect) on the driver's own
+connection and returns its plain rows. Their columns should be what the caller writes out
+as they are (see `creativeflow.db.text`). On SQLite a statement marked `bounded` (an index walk
+of at most a page, or one row by key: tens of microseconds) runs right on the event loop,
+where the thread hop alone costs ~50 us; anything that may scan goes to the threads.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import greenlet_spawn
 
 from creativeflow.db.engine import json_deserializer
 
@@ -33,8 +45,57 @@ SQLITE_MMAP_BYTES = 1 << 30  # address space, not memory: only the pages read ar
 ReadWork = Callable[[Connection], T]
 
 
+DriverRow = Sequence[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DriverStatement:
+    """A Core statement compiled once for one dialect, run with the driver's own `execute`.
+
+    Only for statements whose SQL does not depend on the values (no expanding or
+    literal-rendered parameters). `bounded` marks a statement whose cost is capped by its
+    LIMIT or its key, which SQLite may then run on the event loop."""
+
+    sql: str
+    names: tuple[str, ...]  # the parameters, in the driver's positional order
+    processors: tuple[Callable[[Any], Any] | None, ...]  # each parameter's bind conversion
+    defaults: Mapping[str, Any]  # values the statement carries itself (`OFFSET 0`)
+    bounded: bool = False
+
+    @classmethod
+    def compile(
+        cls, statement: ClauseElement, dialect: Dialect, *, bounded: bool = False
+    ) -> DriverStatement:
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        if compiled.literal_execute_params or compiled.post_compile_params:
+            raise ValueError("the statement's SQL depends on its values: run it with `run`")
+        names = tuple(compiled.positiontup or ())
+        processors = tuple(
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in names
+        )
+        defaults = {
+            name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
+        }
+        return cls(compiled.string, names, processors, defaults, bounded)
+
+    def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = [params[name] if name in params else self.defaults[name] for name in self.names]
+        return tuple(
+            value if process is None else process(value)
+            for value, process in zip(values, self.processors, strict=True)
+        )
+
+
 class ReadConnections(Protocol):
+    dialect: Dialect
+
     async def run(self, work: ReadWork[T]) -> T: ...
+
+    async def fetch(self, statement: DriverStatement, params: Mapping[str, Any]) -> list[DriverRow]:
+        """The rows of `statement` as the driver returns them (no type processing)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -46,11 +107,12 @@ class SQLiteThreadReads:
         sync_url = make_url(url).set(drivername="sqlite")
         self.engine = create_engine(
             sync_url,
-            pool_size=size,
+            pool_size=size + 1,  # one more, kept by the event loop for bounded statements
             max_overflow=0,
             connect_args={"check_same_thread": False, "timeout": 15},  # = busy_timeout
             json_deserializer=json_deserializer,
         )
+        self.dialect = self.engine.dialect
         self._threads = ThreadPoolExecutor(max_workers=size, thread_name_prefix="sqlite-read")
 
         @event.listens_for(self.engine, "connect")
@@ -64,6 +126,8 @@ class SQLiteThreadReads:
             cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
             cursor.close()
 
+        self._loop_connection: Any = None  # the event loop's own, opened on first use
+
     def _run_in_thread(self, work: ReadWork[T]) -> T:
         with self.engine.connect() as connection:
             return work(connection)
@@ -72,8 +136,41 @@ class SQLiteThreadReads:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._threads, self._run_in_thread, work)
 
+    async def fetch(self, statement: DriverStatement, params: Mapping[str, Any]) -> list[DriverRow]:
+        arguments = statement.arguments(params)
+        if statement.bounded:
+            try:
+                return self._fetch_on_loop(statement.sql, arguments)
+            except sqlite3.OperationalError as exc:
+                # A reader in WAL mode waits only while the WAL index is rebuilt; the loop must
+                # never wait, so that rare case goes to a thread, which may.
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                    raise
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._threads, self._fetch_in_thread, statement.sql, arguments
+        )
+
+    def _fetch_on_loop(self, sql: str, arguments: tuple[Any, ...]) -> list[DriverRow]:
+        if self._loop_connection is None:
+            self._loop_connection = self.engine.raw_connection()
+            self._loop_connection.driver_connection.execute("PRAGMA busy_timeout=0")
+        driver: Any = self._loop_connection.driver_connection
+        return driver.execute(sql, arguments).fetchall()
+
+    def _fetch_in_thread(self, sql: str, arguments: tuple[Any, ...]) -> list[DriverRow]:
+        connection = self.engine.raw_connection()
+        try:
+            driver: Any = connection.driver_connection
+            return driver.execute(sql, arguments).fetchall()
+        finally:
+            connection.close()
+
     async def close(self) -> None:
         self._threads.shutdown(wait=True)
+        if self._loop_connection is not None:
+            self._loop_connection.close()
+            self._loop_connection = None
         self.engine.dispose()
 
 
@@ -82,6 +179,7 @@ class AsyncDriverReads:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.dialect = engine.dialect
 
     async def run(self, work: ReadWork[T]) -> T:
         try:
@@ -95,8 +193,48 @@ class AsyncDriverReads:
         async with self.engine.connect() as connection:
             return await connection.run_sync(work)
 
+    async def fetch(self, statement: DriverStatement, params: Mapping[str, Any]) -> list[DriverRow]:
+        arguments = statement.arguments(params)
+        try:
+            return await self._fetch(statement.sql, arguments)
+        except _ConnectionDropped:
+            return await self._fetch(statement.sql, arguments)
+
+    async def _fetch(self, sql: str, arguments: tuple[Any, ...]) -> list[DriverRow]:
+        # The pooled connection's asyncpg connection itself (its own prepared-statement cache
+        # and C row decoding), without a Connection, a greenlet per call or a Result.
+        connection = await self.engine.raw_connection()
+        try:
+            driver: Any = connection.driver_connection  # asyncpg's Connection
+            rows: list[DriverRow] = await driver.fetch(sql, *arguments)
+        except Exception as exc:
+            if not _dropped(exc):
+                await greenlet_spawn(connection.close)
+                raise
+            await greenlet_spawn(connection.invalidate, exc)
+            raise _ConnectionDropped from exc
+        await greenlet_spawn(connection.close)
+        return rows
+
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+class _ConnectionDropped(Exception):
+    """The server closed the read connection (restart, failover, idle timeout)."""
+
+
+def _dropped(exc: Exception) -> bool:
+    import asyncpg
+
+    return isinstance(
+        exc,
+        asyncpg.exceptions.ConnectionDoesNotExistError
+        | asyncpg.exceptions.AdminShutdownError
+        | asyncpg.exceptions.CannotConnectNowError
+        | asyncpg.InterfaceError
+        | ConnectionError,
+    )
 
 
 class ConnectionReads:
@@ -106,9 +244,14 @@ class ConnectionReads:
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
+        self.dialect = connection.dialect
 
     async def run(self, work: ReadWork[T]) -> T:
         return await self.connection.run_sync(work)
+
+    async def fetch(self, statement: DriverStatement, params: Mapping[str, Any]) -> list[DriverRow]:
+        result = await self.connection.exec_driver_sql(statement.sql, statement.arguments(params))
+        return list(result.all())
 
     async def close(self) -> None:
         """The connection belongs to the caller."""
@@ -142,6 +285,8 @@ __all__ = [
     "SQLITE_MMAP_BYTES",
     "AsyncDriverReads",
     "ConnectionReads",
+    "DriverRow",
+    "DriverStatement",
     "ReadConnections",
     "ReadWork",
     "SQLiteThreadReads",

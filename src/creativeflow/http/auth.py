@@ -111,9 +111,22 @@ def require_permission(permission: str) -> Callable[..., Awaitable[Principal]]:
     return check
 
 
-# The dependencies that authenticate the request (the route walk in the tests checks that
-# every non-public route has one).
+async def authorize(request: Request, permission: str) -> Principal:
+    """`require_permission(permission)` for an endpoint that resolves its own parameters
+    (`creativeflow.http.direct`): the same credentials, read the same way."""
+    principal = await _authenticate(request, await _bearer(request), await _api_key(request))
+    ensure_allowed(principal, permission)
+    return principal
+
+
+# The dependencies and direct endpoints that authenticate the request (the route walk in the
+# tests checks that every non-public route has one).
 _AUTHENTICATING: set[Callable[..., Any]] = {current_principal}
+
+
+def authenticating(endpoint: Callable[..., Any]) -> None:
+    """Record that `endpoint` authenticates by itself (it calls `authorize` first)."""
+    _AUTHENTICATING.add(endpoint)
 
 
 def authenticates(dependency: Callable[..., Any]) -> bool:

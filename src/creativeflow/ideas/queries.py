@@ -5,6 +5,11 @@ Every statement starts from the owner filter, so no caller can reach another use
 Statements are built once per shape (dialect, sort, which filters are present, how many tags)
 with bound parameters for every value, and kept: building and cache-keying a statement of this
 size costs more than running it (SQLite, 21 rows: ~125 us to build, ~210 us to execute).
+
+Pages and single ideas are read as documents: `IdeaRead`'s fields in its order, each already
+in the spelling the API writes (ids and times as text, formatted by the database), so a row
+becomes JSON without any conversion (`document`). Shapes whose SQL does not depend on the
+values (no search, no tags) run as driver statements, without SQLAlchemy's result processing.
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
+import orjson
 from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
     Integer,
-    Row,
+    Label,
     ScalarSelect,
     Select,
     String,
@@ -33,9 +39,13 @@ from sqlalchemy import (
     or_,
     select,
     tuple_,
+    type_coerce,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
 
+from creativeflow.db.reads import DriverRow, DriverStatement, ReadConnections
+from creativeflow.db.text import json_text, utc_text, uuid_spelling, uuid_text
 from creativeflow.ideas.models import Idea, IdeaCounter, IdeaPriority, IdeaStage
 
 # pg_trgm indexes three-character sequences: shorter terms cannot be looked up through it.
@@ -47,14 +57,45 @@ if TYPE_CHECKING:  # SQLAlchemy 2.1 spelling; only for the type checker (2.0 is 
 IDEAS = cast(Table, Idea.__table__)
 COUNTERS = cast(Table, IdeaCounter.__table__)
 
-# What a list returns: the columns `IdeaRead` shows.
-READ_COLUMNS = tuple(
-    IDEAS.c[name]
-    for name in (
-        "id", "user_id", "title", "notes", "stage", "priority", "tags", "due_date",
-        "created_at", "updated_at", "created_by", "updated_by",
-    )
-)  # fmt: skip
+# What a list or a single read returns: `IdeaRead`'s fields, in its order, as the API writes
+# them, except the two ranks (`document` names them) and the tags (JSON text, parsed there:
+# the stored text has the stdlib's spacing).
+DOCUMENT_COLUMNS: tuple[Label[Any], ...] = (
+    uuid_text(IDEAS.c.id).label("id"),
+    utc_text(IDEAS.c.created_at).label("created_at"),
+    utc_text(IDEAS.c.updated_at).label("updated_at"),
+    uuid_text(IDEAS.c.created_by).label("created_by"),
+    uuid_text(IDEAS.c.updated_by).label("updated_by"),
+    uuid_text(IDEAS.c.user_id).label("user_id"),
+    IDEAS.c.title.label("title"),
+    IDEAS.c.notes.label("notes"),
+    type_coerce(IDEAS.c.stage, Integer).label("stage"),
+    type_coerce(IDEAS.c.priority, Integer).label("priority"),
+    json_text(IDEAS.c.tags).label("tags"),
+    utc_text(IDEAS.c.due_date).label("due_date"),
+)
+DOCUMENT_FIELDS = tuple(column.key for column in DOCUMENT_COLUMNS)
+# A page row carries the owner's counter after the document.
+COUNTER_TOTAL, COUNTER_VERSION = len(DOCUMENT_COLUMNS), len(DOCUMENT_COLUMNS) + 1
+
+_STAGE, _PRIORITY, _TAGS = (DOCUMENT_FIELDS.index(name) for name in ("stage", "priority", "tags"))
+_IDS = tuple(
+    (name, DOCUMENT_FIELDS.index(name)) for name in ("id", "created_by", "updated_by", "user_id")
+)
+_STAGE_NAMES = (None, *(stage.value for stage in IdeaStage))  # by rank (`OrderedEnum`)
+_PRIORITY_NAMES = (None, *(priority.value for priority in IdeaPriority))
+
+
+def document(row: DriverRow) -> dict[str, Any]:
+    """The idea in `row` as `IdeaRead`'s JSON document (its fields, in its order)."""
+    fields = dict(zip(DOCUMENT_FIELDS, row, strict=False))  # counters, if any, are left out
+    for name, index in _IDS:
+        fields[name] = uuid_spelling(row[index])
+    fields["stage"] = _STAGE_NAMES[row[_STAGE]]
+    fields["priority"] = _PRIORITY_NAMES[row[_PRIORITY]]
+    fields["tags"] = orjson.loads(row[_TAGS])
+    return fields
+
 
 # Each sort is a key of columns ending in `id`, so the order is total (stable paging) and each
 # matches a composite index after `user_id`. Stage and priority break ties newest first.
@@ -245,7 +286,7 @@ def _page_statement(
     limit = bindparam("limit", type_=Integer())
     if offset:
         return _deferred_join(conditions, order_by, limit).add_columns(*counters)
-    return select(*READ_COLUMNS, *counters).where(*conditions).order_by(*order_by).limit(limit)
+    return select(*DOCUMENT_COLUMNS, *counters).where(*conditions).order_by(*order_by).limit(limit)
 
 
 def _after(keys: tuple[Column[Any], ...], *, descending: bool) -> ColumnElement[bool]:
@@ -272,7 +313,7 @@ def _deferred_join(
         .subquery("page_ids")
     )
     return (
-        select(*READ_COLUMNS)
+        select(*DOCUMENT_COLUMNS)
         .select_from(IDEAS.join(ids, IDEAS.c.id == ids.c.id))
         .order_by(*order_by)
     )
@@ -283,7 +324,7 @@ def _count_statement(shape: FilterShape) -> AnySelect:
     return select(func.count(), _counter("version")).select_from(IDEAS).where(*_conditions(shape))
 
 
-_ONE = select(*READ_COLUMNS).where(
+_ONE = select(*DOCUMENT_COLUMNS).where(
     IDEAS.c.user_id == bindparam("owner"), IDEAS.c.id == bindparam("idea_id")
 )
 _TOTAL = select(COUNTERS.c.total).where(COUNTERS.c.user_id == bindparam("owner"))
@@ -307,14 +348,35 @@ def _statement_for(shape: FilterShape, page: PageRequest) -> AnySelect:
     )
 
 
-def fetch_page(
-    connection: Connection, owner: uuid.UUID, filters: IdeaFilter, page: PageRequest
-) -> Sequence[Row[Any]]:
-    """Up to `page.limit + 1` rows in the requested order (the extra row says whether there is
-    a next page). Each row also carries the owner's counter (`counter_total`,
-    `counter_version`, read in the same statement, so in the same snapshot), which saves the
-    unfiltered list a second query."""
-    shape = FilterShape.of(connection.dialect.name, filters)
+# One compiled form per driver ("sqlite+pysqlite"), whichever engine asks.
+_DIALECTS: dict[str, Dialect] = {}
+
+
+def _driver_statement(dialect: Dialect, statement: Any, *, bounded: bool) -> DriverStatement:
+    driver = f"{dialect.name}+{dialect.driver}"
+    _DIALECTS.setdefault(driver, dialect)
+    return _compiled(driver, statement, bounded)
+
+
+@lru_cache(maxsize=512)
+def _compiled(driver: str, statement: Any, bounded: bool) -> DriverStatement:
+    return DriverStatement.compile(statement, _DIALECTS[driver], bounded=bounded)
+
+
+def _runs_on_driver(shape: FilterShape) -> bool:
+    """Search and tag filters render their values into the SQL (or expand them): those
+    statements go through SQLAlchemy, and their cost is the scan anyway."""
+    return shape.search is None and not shape.tag_count
+
+
+async def fetch_page(
+    reads: ReadConnections, owner: uuid.UUID, filters: IdeaFilter, page: PageRequest
+) -> Sequence[DriverRow]:
+    """Up to `page.limit + 1` document rows in the requested order (the extra row says
+    whether there is a next page). Each row also carries the owner's counter
+    (`COUNTER_TOTAL`, `COUNTER_VERSION`, read in the same statement, so in the same snapshot),
+    which saves the unfiltered list a second query."""
+    shape = FilterShape.of(reads.dialect.name, filters)
     params = _filter_params(shape, filters)
     params["owner"] = owner
     params["limit"] = page.limit + 1
@@ -322,7 +384,13 @@ def fetch_page(
         params.update({f"after_{i}": value for i, value in enumerate(page.after)})
     elif page.offset:
         params["offset"] = page.offset
-    return connection.execute(_statement_for(shape, page), params).all()
+    statement = _statement_for(shape, page)
+    if not _runs_on_driver(shape):
+        return await reads.run(lambda connection: connection.execute(statement, params).all())
+    # An unfiltered page without an offset reads at most `limit + 1` entries of an index.
+    bounded = filters.is_empty and "offset" not in params
+    driver = _driver_statement(reads.dialect, statement, bounded=bounded)
+    return await reads.fetch(driver, params)
 
 
 def count_matching(
@@ -342,19 +410,28 @@ def counted_total(connection: Connection, owner: uuid.UUID) -> int | None:
     return connection.execute(_TOTAL, {"owner": owner}).scalar_one_or_none()
 
 
-def fetch_one(connection: Connection, owner: uuid.UUID, idea_id: uuid.UUID) -> Row[Any] | None:
-    return connection.execute(_ONE, {"owner": owner, "idea_id": idea_id}).one_or_none()
+async def fetch_one(
+    reads: ReadConnections, owner: uuid.UUID, idea_id: uuid.UUID
+) -> DriverRow | None:
+    """The owner's idea as a document row, or None."""
+    driver = _driver_statement(reads.dialect, _ONE, bounded=True)
+    rows = await reads.fetch(driver, {"owner": owner, "idea_id": idea_id})
+    return rows[0] if rows else None
 
 
 __all__ = [
     "COUNTERS",
+    "COUNTER_TOTAL",
+    "COUNTER_VERSION",
+    "DOCUMENT_COLUMNS",
+    "DOCUMENT_FIELDS",
     "IDEAS",
-    "READ_COLUMNS",
     "SORT_KEYS",
     "IdeaFilter",
     "PageRequest",
     "count_matching",
     "counted_total",
+    "document",
     "escape_like",
     "fetch_one",
     "fetch_page",

@@ -11,10 +11,12 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request, Response, status
+from fastapi import Depends, Path, Request, Response, status
 from fastapi.responses import JSONResponse
+from pydantic import StringConstraints, TypeAdapter
 
-from creativeflow.http.auth import DbSession, require_permission
+from creativeflow.http.auth import DbSession, authenticating, authorize, require_permission
+from creativeflow.http.direct import documented, path_value, query_model
 from creativeflow.http.pagination import Page
 from creativeflow.http.problems import error_responses
 from creativeflow.http.routing import api_router
@@ -34,15 +36,13 @@ from creativeflow.shared.core.exceptions import PermissionDeniedException
 
 router = api_router(tags=["ideas"])
 
-PathUserId = Annotated[
-    str,
-    Path(
-        min_length=1,
-        max_length=255,
-        description="The caller's user id (or external subject); any other value is 403",
-    ),
-]
-IdeaId = Annotated[uuid.UUID, Path(description="The idea's id")]
+USER_ID_DESCRIPTION = "The caller's user id (or external subject); any other value is 403"
+IDEA_ID_DESCRIPTION = "The idea's id"
+PathUserId = Annotated[str, Path(min_length=1, max_length=255, description=USER_ID_DESCRIPTION)]
+IdeaId = Annotated[uuid.UUID, Path(description=IDEA_ID_DESCRIPTION)]
+# The same two, for the direct endpoints.
+_USER_ID = TypeAdapter(Annotated[str, StringConstraints(min_length=1, max_length=255)])
+_IDEA_ID = TypeAdapter(uuid.UUID)
 
 
 def _ensure_path_user(principal: Principal, user_id: str) -> None:
@@ -69,18 +69,15 @@ def _service(permission: Permission) -> Callable[..., Any]:
     return build
 
 
-async def _reader(
-    request: Request,
-    user_id: PathUserId,
-    principal: Annotated[Principal, Depends(require_permission(Permission.IDEAS_READ))],
-) -> IdeaReader:
+async def _reader(request: Request) -> IdeaReader:
     """The idea reader of a caller allowed to read ideas who is the path's `{user_id}`: no
-    session, reads go to the read connections."""
-    _ensure_path_user(principal, user_id)
+    session, reads go to the read connections. For the direct endpoints (the list and the
+    single idea: the platform's hottest routes, see `creativeflow.http.direct`)."""
+    principal = await authorize(request, Permission.IDEAS_READ)
+    _ensure_path_user(principal, path_value(request, "user_id", _USER_ID))
     return IdeaReader(request.app.state.platform.reads, principal)
 
 
-Readers = Annotated[IdeaReader, Depends(_reader)]
 Creators = Annotated[IdeaService, Depends(_service(Permission.IDEAS_CREATE))]
 Updaters = Annotated[IdeaService, Depends(_service(Permission.IDEAS_UPDATE))]
 Deleters = Annotated[IdeaService, Depends(_service(Permission.IDEAS_DELETE))]
@@ -115,9 +112,13 @@ async def create_idea(
     "page as on the first; with a cursor, `offset` is ignored). Every order ends with the id, "
     "so pages never repeat or skip an idea.",
     responses=error_responses(401, 403, 422),
+    openapi_extra=documented(
+        path={"user_id": (_USER_ID, USER_ID_DESCRIPTION)}, query=IdeaListParams
+    ),
 )
-async def list_ideas(params: Annotated[IdeaListParams, Query()], reader: Readers) -> Response:
-    page = await reader.list_page(params)
+async def list_ideas(request: Request) -> Response:
+    reader = await _reader(request)
+    page = await reader.list_page(query_model(request, IdeaListParams))
     body = render_idea_page(
         page.items,
         total=page.total,
@@ -134,9 +135,21 @@ async def list_ideas(params: Annotated[IdeaListParams, Query()], reader: Readers
     response_model=IdeaRead,
     summary="Get an idea",
     responses=error_responses(401, 403, 404, 422),
+    openapi_extra=documented(
+        path={
+            "user_id": (_USER_ID, USER_ID_DESCRIPTION),
+            "idea_id": (_IDEA_ID, IDEA_ID_DESCRIPTION),
+        }
+    ),
 )
-async def get_idea(idea_id: IdeaId, reader: Readers) -> Response:
-    return Response(render_idea(await reader.get(idea_id)), media_type=JSONResponse.media_type)
+async def get_idea(request: Request) -> Response:
+    reader = await _reader(request)
+    idea = await reader.get(path_value(request, "idea_id", _IDEA_ID))
+    return Response(render_idea(idea), media_type=JSONResponse.media_type)
+
+
+authenticating(list_ideas)
+authenticating(get_idea)
 
 
 @router.patch(

@@ -13,10 +13,9 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from creativeflow.db.reads import ReadConnections
+from creativeflow.db.reads import DriverRow, ReadConnections
 from creativeflow.ideas import queries
 from creativeflow.ideas.cursor import decode_cursor, encode_cursor
 from creativeflow.ideas.models import Idea
@@ -68,9 +67,10 @@ filtered_totals = FilteredTotals()
 
 @dataclass(frozen=True, slots=True)
 class IdeaPage:
-    """One page of ideas (rows with `IdeaRead`'s attributes) and where it sits in the list."""
+    """One page of ideas (`IdeaRead` documents, see `queries.document`) and where it sits in
+    the list."""
 
-    items: Sequence[Row[Any]]
+    items: Sequence[dict[str, Any]]
     total: int
     limit: int
     offset: int
@@ -136,13 +136,12 @@ class IdeaReader:
         self.reads = reads
         self.owner = principal.user_id
 
-    async def get(self, idea_id: uuid.UUID) -> Row[Any]:
-        row = await self.reads.run(
-            lambda connection: queries.fetch_one(connection, self.owner, idea_id)
-        )
+    async def get(self, idea_id: uuid.UUID) -> dict[str, Any]:
+        """The idea as an `IdeaRead` document."""
+        row = await queries.fetch_one(self.reads, self.owner, idea_id)
         if row is None:
             raise _not_found(idea_id)
-        return row
+        return queries.document(row)
 
     # -- lists --------------------------------------------------------------------------------
 
@@ -164,19 +163,18 @@ class IdeaReader:
         request = PageRequest(
             sort=params.sort, descending=descending, limit=params.limit, offset=offset, after=after
         )
-        rows = await self.reads.run(
-            lambda connection: queries.fetch_page(connection, self.owner, filters, request)
-        )
+        rows = await queries.fetch_page(self.reads, self.owner, filters, request)
         has_more = len(rows) > params.limit
-        items = rows[: params.limit]
+        rows = rows[: params.limit]
+        items = [queries.document(row) for row in rows]
         next_cursor = None
         if has_more:
             last = items[-1]
             next_cursor = encode_cursor(
-                params.sort, params.order, [getattr(last, name) for name in key_columns]
+                params.sort, params.order, [last[name] for name in key_columns]
             )
         total = await self._total(
-            filters, items, has_more=has_more, offset=offset, keyset=after is not None
+            filters, rows, has_more=has_more, offset=offset, keyset=after is not None
         )
         return IdeaPage(
             items=items,
@@ -190,7 +188,7 @@ class IdeaReader:
     async def _total(
         self,
         filters: IdeaFilter,
-        rows: Sequence[Row[Any]],
+        rows: Sequence[DriverRow],
         *,
         has_more: bool,
         offset: int,
@@ -199,7 +197,7 @@ class IdeaReader:
         """How many ideas match, counting rows only when nothing cheaper knows."""
         first = rows[0] if rows else None
         if filters.is_empty:
-            counted = first.counter_total if first is not None else None
+            counted = first[queries.COUNTER_TOTAL] if first is not None else None
             if counted is None:
                 counted = await self.reads.run(
                     lambda connection: queries.counted_total(connection, self.owner)
@@ -212,7 +210,7 @@ class IdeaReader:
         key = (self.owner, filters.search, filters.stage, filters.priority,
                tuple(filters.tag_keys or ()))  # fmt: skip
         if first is not None:
-            cached = filtered_totals.get(key, first.counter_version)
+            cached = filtered_totals.get(key, first[queries.COUNTER_VERSION])
             if cached is not None:
                 return cached
         total, version = await self.reads.run(
