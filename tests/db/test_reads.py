@@ -5,17 +5,33 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    Uuid,
+    bindparam,
+    column,
+    event,
+    func,
+    literal_column,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from creativeflow.db.engine import create_engine
 from creativeflow.db.reads import (
     SQLITE_MMAP_BYTES,
     AsyncDriverReads,
+    DriverStatement,
     ReadConnections,
     SQLiteThreadReads,
     create_read_connections,
@@ -124,7 +140,7 @@ async def test_other_errors_are_not_retried(reads: ReadConnections) -> None:
 
     def broken(connection: Connection) -> None:
         calls.append(1)
-        connection.execute(text("SELECT nothing FROM no_such_table"))
+        connection.execute(text("SELECT body FROM no_such_table"))
 
     with pytest.raises((OperationalError, ProgrammingError)):
         await reads.run(broken)
@@ -134,3 +150,106 @@ async def test_other_errors_are_not_retried(reads: ReadConnections) -> None:
 def test_sqlite_in_memory_is_refused() -> None:
     with pytest.raises(ValueError, match="SQLite file"):
         create_read_connections("sqlite+aiosqlite:///:memory:", pool_size=1, max_overflow=0)
+
+
+# -- driver statements: compiled once, run on the driver's own connection ----------------------
+
+NOTES = table("notes", column("id", Integer), column("body", String))
+BODIES_AFTER = (
+    select(NOTES.c.body).where(NOTES.c.id > bindparam("after")).order_by(NOTES.c.id).limit(10)
+)
+
+
+def _driver_statement(reads: ReadConnections, *, bounded: bool = False) -> DriverStatement:
+    return DriverStatement.compile(BODIES_AFTER, reads.dialect, bounded=bounded)
+
+
+@pytest.mark.parametrize("bounded", [False, True])
+async def test_fetch_returns_the_drivers_rows(reads: ReadConnections, bounded: bool) -> None:
+    statement = _driver_statement(reads, bounded=bounded)
+    # The LIMIT's value is the statement's own: the caller names only `after`.
+    assert [tuple(row) for row in await reads.fetch(statement, {"after": 0})] == [
+        ("first",),
+        ("second",),
+    ]
+    assert [tuple(row) for row in await reads.fetch(statement, {"after": 1})] == [("second",)]
+
+
+async def test_fetch_sees_writes_committed_elsewhere(
+    fresh_url: str, reads: ReadConnections
+) -> None:
+    statement = _driver_statement(reads, bounded=True)
+    await reads.fetch(statement, {"after": 0})
+    engine = create_engine(fresh_url, null_pool=True)
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO notes VALUES (3, 'third')"))
+    await engine.dispose()
+    rows = await reads.fetch(statement, {"after": 0})
+    assert [row[0] for row in rows] == ["first", "second", "third"]
+
+
+async def test_bind_conversions_are_applied(reads: ReadConnections) -> None:
+    """A parameter's type still converts its value (here a UUID, 32 hex digits on SQLite)."""
+    marker = uuid.UUID("0193a5f2-7c1e-7d3a-9b1c-2f4e5a6b7c8d")
+    statement = DriverStatement.compile(
+        select(literal_column("1")).where(
+            bindparam("marker", type_=Uuid()) == bindparam("same", type_=Uuid())
+        ),
+        reads.dialect,
+    )
+    assert len(await reads.fetch(statement, {"marker": marker, "same": marker})) == 1
+    assert await reads.fetch(statement, {"marker": marker, "same": uuid.uuid4()}) == []
+
+
+def test_statements_whose_sql_depends_on_the_values_are_refused(
+    reads: ReadConnections,
+) -> None:
+    expanding = select(NOTES.c.body).where(NOTES.c.id.in_(bindparam("ids", expanding=True)))
+    with pytest.raises(ValueError, match="depends on its values"):
+        DriverStatement.compile(expanding, reads.dialect)
+
+
+@pytest.mark.parametrize("fresh_url", ["sqlite"], indirect=True)
+async def test_sqlite_runs_bounded_statements_on_the_loop_and_others_in_threads(
+    reads: ReadConnections,
+) -> None:
+    assert isinstance(reads, SQLiteThreadReads)
+
+    @event.listens_for(reads.engine, "connect")
+    def _thread_name_function(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.create_function("thread_name", 0, lambda: threading.current_thread().name)
+
+    where = select(func.thread_name())
+    bounded = DriverStatement.compile(where, reads.dialect, bounded=True)
+    unbounded = DriverStatement.compile(where, reads.dialect)
+    loop_thread = threading.current_thread().name
+    assert (await reads.fetch(bounded, {}))[0][0] == loop_thread
+    assert (await reads.fetch(unbounded, {}))[0][0] != loop_thread
+
+
+@pytest.mark.parametrize("fresh_url", ["postgresql"], indirect=True)
+async def test_postgresql_fetch_retries_once_on_a_dropped_connection(
+    fresh_url: str, reads: ReadConnections
+) -> None:
+    backend_pid = DriverStatement.compile(select(func.pg_backend_pid()), reads.dialect)
+    first_pid = (await reads.fetch(backend_pid, {}))[0][0]
+    admin = create_engine(fresh_url, null_pool=True)
+    async with admin.connect() as connection:
+        await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
+        await connection.commit()
+    await admin.dispose()
+
+    # Both pooled connections may be the dropped one's siblings: each read gets an answer.
+    assert (await reads.fetch(backend_pid, {}))[0][0] != first_pid
+    rows = await reads.fetch(_driver_statement(reads), {"after": 0})
+    assert [row[0] for row in rows] == ["first", "second"]
+
+
+async def test_fetch_errors_other_than_a_dropped_connection_surface(
+    reads: ReadConnections,
+) -> None:
+    missing = DriverStatement.compile(text("SELECT body FROM no_such_table"), reads.dialect)
+    with pytest.raises(Exception, match=r"no_such_table|no such table"):
+        await reads.fetch(missing, {})
+    # The connection went back to the pool in working order.
+    assert len(await reads.fetch(_driver_statement(reads), {"after": 0})) == 2
