@@ -62,6 +62,10 @@ def serve(
         access_log=False,  # our middleware writes the one line per request
         proxy_headers=True,
         server_header=False,
+        # The standard library's loop, not uvloop: under more connections than the worker can
+        # serve at once, uvloop leaves some sockets waiting far longer than others (list of 20
+        # at 64 connections: p99 481 ms against 68 ms, at the same throughput).
+        loop="asyncio",
     )
 
 
