@@ -74,27 +74,34 @@ DOCUMENT_COLUMNS: tuple[Label[Any], ...] = (
     json_text(IDEAS.c.tags).label("tags"),
     utc_text(IDEAS.c.due_date).label("due_date"),
 )
-DOCUMENT_FIELDS = tuple(column.key for column in DOCUMENT_COLUMNS)
 # A page row carries the owner's counter after the document.
 COUNTER_TOTAL, COUNTER_VERSION = len(DOCUMENT_COLUMNS), len(DOCUMENT_COLUMNS) + 1
 
-_STAGE, _PRIORITY, _TAGS = (DOCUMENT_FIELDS.index(name) for name in ("stage", "priority", "tags"))
-_IDS = tuple(
-    (name, DOCUMENT_FIELDS.index(name)) for name in ("id", "created_by", "updated_by", "user_id")
-)
 _STAGE_NAMES = (None, *(stage.value for stage in IdeaStage))  # by rank (`OrderedEnum`)
 _PRIORITY_NAMES = (None, *(priority.value for priority in IdeaPriority))
 
 
 def document(row: DriverRow) -> dict[str, Any]:
-    """The idea in `row` as `IdeaRead`'s JSON document (its fields, in its order)."""
-    fields = dict(zip(DOCUMENT_FIELDS, row, strict=False))  # counters, if any, are left out
-    for name, index in _IDS:
-        fields[name] = uuid_spelling(row[index])
-    fields["stage"] = _STAGE_NAMES[row[_STAGE]]
-    fields["priority"] = _PRIORITY_NAMES[row[_PRIORITY]]
-    fields["tags"] = orjson.loads(row[_TAGS])
-    return fields
+    """The idea in `row` as `IdeaRead`'s JSON document (its fields, in its order).
+
+    Unpacked in one go and built as one literal: the row is touched once per column, which on
+    asyncpg's records costs a third of a name-by-name build."""
+    (id_, created_at, updated_at, created_by, updated_by, user_id, title, notes, stage,
+     priority, tags, due_date, *_counters) = row  # fmt: skip
+    return {
+        "id": uuid_spelling(id_),
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "created_by": uuid_spelling(created_by),
+        "updated_by": uuid_spelling(updated_by),
+        "user_id": uuid_spelling(user_id),
+        "title": title,
+        "notes": notes,
+        "stage": _STAGE_NAMES[stage],
+        "priority": _PRIORITY_NAMES[priority],
+        "tags": orjson.loads(tags),
+        "due_date": due_date,
+    }
 
 
 # Each sort is a key of columns ending in `id`, so the order is total (stable paging) and each
@@ -424,7 +431,6 @@ __all__ = [
     "COUNTER_TOTAL",
     "COUNTER_VERSION",
     "DOCUMENT_COLUMNS",
-    "DOCUMENT_FIELDS",
     "IDEAS",
     "SORT_KEYS",
     "IdeaFilter",
