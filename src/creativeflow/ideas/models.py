@@ -39,6 +39,8 @@ def tag_key(tag: str) -> str:
 # predicate is always false: it holds no rows and costs nothing on writes, yet it exists under
 # the same name and columns, so Alembic autogenerate sees no difference on either backend.
 _EMPTY_ON_SQLITE = text("0")
+# And the converse, for SQLite's own variant of an index.
+_EMPTY_ON_POSTGRESQL = text("false")
 
 
 class Idea(Entity):
@@ -50,8 +52,44 @@ class Idea(Entity):
     __table_args__ = (
         Index("ix_ideas_user_id_created_at", "user_id", "created_at", "id"),
         Index("ix_ideas_user_id_updated_at", "user_id", "updated_at", "id"),
-        Index("ix_ideas_user_id_stage", "user_id", "stage", "created_at", "id"),
-        Index("ix_ideas_user_id_priority", "user_id", "priority", "created_at", "id"),
+        # The stage and priority filters: on SQLite the index also carries `tag_keys`, so a
+        # search with tags tests them from the index and reads only candidate rows (search +
+        # stage + two tags, 100k ideas: 1.65 -> 1.06 ms). PostgreSQL answers tags with its GIN
+        # index and reads the row for any filter, so it keeps the narrower index.
+        Index(
+            "ix_ideas_user_id_stage",
+            "user_id",
+            "stage",
+            "created_at",
+            "id",
+            sqlite_where=_EMPTY_ON_SQLITE,
+        ),
+        Index(
+            "ix_ideas_user_id_stage_tags",
+            "user_id",
+            "stage",
+            "created_at",
+            "id",
+            "tag_keys",
+            postgresql_where=_EMPTY_ON_POSTGRESQL,
+        ),
+        Index(
+            "ix_ideas_user_id_priority",
+            "user_id",
+            "priority",
+            "created_at",
+            "id",
+            sqlite_where=_EMPTY_ON_SQLITE,
+        ),
+        Index(
+            "ix_ideas_user_id_priority_tags",
+            "user_id",
+            "priority",
+            "created_at",
+            "id",
+            "tag_keys",
+            postgresql_where=_EMPTY_ON_POSTGRESQL,
+        ),
         Index("ix_ideas_user_id_title", "user_id", "title", "id"),
         Index(
             "ix_ideas_tag_keys_gin",
