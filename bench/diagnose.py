@@ -53,6 +53,22 @@ def _listen(engine: Any, capture: Capture) -> None:
             )
 
 
+def _wrap_driver_fetch(reads: Any, capture: Capture) -> None:
+    """Driver statements (`ReadConnections.fetch`) bypass SQLAlchemy's execute events: time
+    them around the call instead."""
+    fetch = reads.fetch
+
+    async def timed(statement: Any, params: Any) -> Any:
+        started = time.perf_counter()
+        rows = await fetch(statement, params)
+        if capture.active:
+            ms = (time.perf_counter() - started) * 1000
+            capture.statements.append(Statement(statement.sql, statement.arguments(params), ms))
+        return rows
+
+    reads.fetch = timed
+
+
 async def _capture_all(
     settings: Any, requests: dict[str, tuple[str, str, str | None, str | None]]
 ) -> dict[str, list[Statement]]:
@@ -63,6 +79,7 @@ async def _capture_all(
     capture = Capture()
     _listen(platform.engine, capture)
     _listen(platform.reads.engine, capture)  # the read path's own pool (ADR 5)
+    _wrap_driver_fetch(platform.reads, capture)
     results: dict[str, list[Statement]] = {}
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     try:

@@ -186,8 +186,10 @@ def _filter_params(shape: FilterShape, filters: IdeaFilter) -> dict[str, Any]:
             params["pattern"] = escape_like(filters.search)
     if filters.tag_keys:
         keys = list(filters.tag_keys)
-        params["tag_keys"] = keys
-        if shape.dialect != "postgresql":
+        if shape.dialect == "postgresql":
+            params["tag_keys"] = keys
+        else:
+            params.update({f"tag_key_{i}": key for i, key in enumerate(keys)})
             params.update({f"tag_text_{i}": json.dumps(key) for i, key in enumerate(keys)})
     return params
 
@@ -263,7 +265,11 @@ def _has_any_tag(shape: FilterShape, *, narrowed: bool) -> ColumnElement[bool]:
         exists(
             select(1)
             .select_from(each)
-            .where(each.c.value.in_(bindparam("tag_keys", expanding=True)))
+            .where(
+                each.c.value.in_(
+                    [bindparam(f"tag_key_{i}", type_=String()) for i in range(shape.tag_count)]
+                )
+            )
         ),
     )
 
@@ -371,9 +377,9 @@ def _compiled(driver: str, statement: Any, bounded: bool) -> DriverStatement:
 
 
 def _runs_on_driver(shape: FilterShape) -> bool:
-    """Search and tag filters render their values into the SQL (or expand them): those
-    statements go through SQLAlchemy, and their cost is the scan anyway."""
-    return shape.search is None and not shape.tag_count
+    """On PostgreSQL, search and tag filters write their values into the SQL (see `_matches`):
+    those statements go through SQLAlchemy, and their cost is the scan anyway."""
+    return shape.dialect != "postgresql" or (shape.search is None and not shape.tag_count)
 
 
 async def fetch_page(
