@@ -4,7 +4,7 @@ depends on `current_principal`, usually through `require_permission(...)`."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
@@ -124,9 +124,13 @@ async def authorize(request: Request, permission: str) -> Principal:
 _AUTHENTICATING: set[Callable[..., Any]] = {current_principal}
 
 
-def authenticating(endpoint: Callable[..., Any]) -> None:
+EndpointT = TypeVar("EndpointT", bound=Callable[..., Any])
+
+
+def authenticating(endpoint: EndpointT) -> EndpointT:
     """Record that `endpoint` authenticates by itself (it calls `authorize` first)."""
     _AUTHENTICATING.add(endpoint)
+    return endpoint
 
 
 def authenticates(dependency: Callable[..., Any]) -> bool:

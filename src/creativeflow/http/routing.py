@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from creativeflow.http.direct import is_direct
 from creativeflow.shared.core.exceptions import BaseAPIException
 from creativeflow.shared.messaging.bus import take_pending_events
 
@@ -50,7 +51,7 @@ async def finish_request_session(request: Request, *, commit: bool) -> None:
 
 class UnitOfWorkRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+        handler = self.endpoint if is_direct(self.endpoint) else super().get_route_handler()
 
         async def handle(request: Request) -> Response:
             gate = request.app.state.platform.write_gate

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from creativeflow.ideas.models import IdeaPriority, IdeaStage
 from creativeflow.ideas.schemas import TITLE_MAX_LENGTH
 from creativeflow.shared.core.exceptions import ValidationException
@@ -63,12 +65,8 @@ def _dump(value: Any) -> Any:
 
 
 def encode_cursor(sort: str, order: str, values: Sequence[Any]) -> str:
-    payload = json.dumps(
-        [VERSION, sort, order, [_dump(v) for v in values]],
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return base64.urlsafe_b64encode(payload.encode()).rstrip(b"=").decode("ascii")
+    payload = orjson.dumps([VERSION, sort, order, [_dump(v) for v in values]])
+    return base64.urlsafe_b64encode(payload).rstrip(b"=").decode("ascii")
 
 
 def decode_cursor(cursor: str, sort: str, order: str, columns: Sequence[str]) -> tuple[Any, ...]:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import StringConstraints, TypeAdapter
 
 from creativeflow.http.auth import DbSession, authenticating, authorize, require_permission
-from creativeflow.http.direct import documented, path_value, query_model
+from creativeflow.http.direct import direct, documented, path_value, query_model
 from creativeflow.http.pagination import Page
 from creativeflow.http.problems import error_responses
 from creativeflow.http.routing import api_router
@@ -116,6 +116,8 @@ async def create_idea(
         path={"user_id": (_USER_ID, USER_ID_DESCRIPTION)}, query=IdeaListParams
     ),
 )
+@authenticating
+@direct
 async def list_ideas(request: Request) -> Response:
     reader = await _reader(request)
     page = await reader.list_page(query_model(request, IdeaListParams))
@@ -142,14 +144,12 @@ async def list_ideas(request: Request) -> Response:
         }
     ),
 )
+@authenticating
+@direct
 async def get_idea(request: Request) -> Response:
     reader = await _reader(request)
     idea = await reader.get(path_value(request, "idea_id", _IDEA_ID))
     return Response(render_idea(idea), media_type=JSONResponse.media_type)
-
-
-authenticating(list_ideas)
-authenticating(get_idea)
 
 
 @router.patch(
