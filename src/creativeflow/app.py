@@ -59,6 +59,10 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url="/redoc",
+        # The platform reports through /metrics and its request log. FastAPI's OpenTelemetry
+        # hooks would otherwise ask the global providers on every request whether anyone
+        # listens (~10 us).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.platform = platform
     install_problem_handlers(app)

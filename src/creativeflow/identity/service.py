@@ -49,7 +49,6 @@ from creativeflow.shared.security.auth import (
     ACCESS,
     REFRESH,
     TokenVerifier,
-    claims_to_user,
 )
 
 API_KEY_PREFIX = "cfk_"
@@ -330,13 +329,13 @@ class AuthService:
     # -- credentials -> principal ------------------------------------------------------------
 
     async def authenticate_token(self, token: str) -> Principal:
-        claims = await self.ctx.verifier.decode(token, expected_type=ACCESS)
-        identity = claims_to_user(claims)
+        identity = await self.ctx.verifier.identity(token, expected_type=ACCESS)
         if identity.external_subject is not None:
             external_key = ("external", identity.issuer, identity.external_subject)
             cached = self.ctx.principals.get(external_key)
             if cached is not None:
                 return cached
+            claims = await self.ctx.verifier.decode(token, expected_type=ACCESS)
             external_user = await self._external_user(
                 identity.issuer or "", identity.external_subject, claims
             )

@@ -134,6 +134,7 @@ class TokenVerifier:
         # or RSA check and the JSON parsing on every request of a busy client.
         self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._verified_max = 4096
+        self._identities: OrderedDict[str, UserDTO] = OrderedDict()
 
     async def decode(self, token: str, *, expected_type: str = ACCESS) -> dict[str, Any]:
         """Verified claims of `token`, or AuthenticationException saying what is wrong."""
@@ -148,6 +149,18 @@ class TokenVerifier:
         if len(self._verified) > self._verified_max:
             self._verified.popitem(last=False)
         return self._checked_type(dict(claims), expected_type)
+
+    async def identity(self, token: str, *, expected_type: str = ACCESS) -> UserDTO:
+        """`claims_to_user(decode(token))`, kept beside the claims: a token's text always
+        carries the same identity. Shared between requests: read it, never change it."""
+        claims = await self.decode(token, expected_type=expected_type)
+        identity = self._identities.get(token)
+        if identity is None:
+            identity = claims_to_user(claims)
+            self._identities[token] = identity
+            if len(self._identities) > self._verified_max:
+                self._identities.popitem(last=False)
+        return identity
 
     @staticmethod
     def _checked_type(claims: dict[str, Any], expected_type: str) -> dict[str, Any]:
