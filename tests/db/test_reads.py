@@ -113,6 +113,19 @@ async def test_sqlite_reads_run_off_the_event_loop_and_cannot_write(
     assert await reads.run(mmap_size) == SQLITE_MMAP_BYTES
 
 
+async def _terminate(url: str, pid: int) -> None:
+    """End a server backend, and wait until it has gone (the signal is asynchronous: a
+    statement sent right after could still be answered)."""
+    admin = create_engine(url, null_pool=True)
+    async with admin.connect() as connection:
+        ended = await connection.scalar(
+            text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid}
+        )
+        await connection.commit()
+    await admin.dispose()
+    assert ended
+
+
 @pytest.mark.parametrize("fresh_url", ["postgresql"], indirect=True)
 async def test_postgresql_reads_retry_once_on_a_dropped_connection(
     fresh_url: str, reads: ReadConnections
@@ -124,11 +137,7 @@ async def test_postgresql_reads_retry_once_on_a_dropped_connection(
         return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
     first_pid = await reads.run(backend_pid)
-    admin = create_engine(fresh_url, null_pool=True)
-    async with admin.connect() as connection:
-        await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
-        await connection.commit()
-    await admin.dispose()
+    await _terminate(fresh_url, first_pid)
 
     second_pid = await reads.run(backend_pid)
     assert second_pid != first_pid
@@ -233,11 +242,7 @@ async def test_postgresql_fetch_retries_once_on_a_dropped_connection(
 ) -> None:
     backend_pid = DriverStatement.compile(select(func.pg_backend_pid()), reads.dialect)
     first_pid = (await reads.fetch(backend_pid, {}))[0][0]
-    admin = create_engine(fresh_url, null_pool=True)
-    async with admin.connect() as connection:
-        await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
-        await connection.commit()
-    await admin.dispose()
+    await _terminate(fresh_url, first_pid)
 
     # Both pooled connections may be the dropped one's siblings: each read gets an answer.
     assert (await reads.fetch(backend_pid, {}))[0][0] != first_pid
