@@ -296,21 +296,9 @@ def create_read_connections(
         pool_recycle=3600,
         isolation_level="AUTOCOMMIT",
         json_deserializer=json_deserializer,
-        connect_args=_plan_once(parsed.get_driver_name()),
     )
     return AsyncDriverReads(engine, keep=pool_size // 2)
 
-
-def _plan_once(driver: str) -> dict[str, Any]:
-    """Prepared statements on the read connections are planned once, not on every run.
-
-    By default PostgreSQL plans each of a prepared statement's first five runs for its
-    values, and after that whenever the generic plan does not look cheaper: the idea searches
-    (whose pattern and tags are in their SQL, so the planner knows them either way) were
-    planned on every run, and planning them took ~3 ms, more than running most of them."""
-    if driver != "asyncpg":
-        return {}
-    return {"server_settings": {"plan_cache_mode": "force_generic_plan"}}
 
 
 __all__ = [
