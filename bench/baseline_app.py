@@ -1,7 +1,9 @@
 """The baseline every platform number is divided by: bare Starlette, one route, a small JSON body.
 
-Served by bench/run.py under uvicorn with the same loop and HTTP parser as the platform
-(uvloop, httptools), one worker, no access log:
+Served by bench/run.py under uvicorn's defaults (uvloop, httptools), one worker, no access log.
+The platform serves on the standard library's loop (ADR 5: uvloop starved some connections
+under load). The baseline keeps uvicorn's defaults, the stricter choice: at 32 connections this
+endpoint serves ~13,400 requests/s on uvloop and ~11,500 on the standard loop.
 
     .venv/bin/python -m uvicorn baseline_app:app --app-dir bench --workers 1 --no-access-log
 """
