@@ -300,7 +300,6 @@ def create_read_connections(
     return AsyncDriverReads(engine, keep=pool_size // 2)
 
 
-
 __all__ = [
     "SQLITE_MMAP_BYTES",
     "AsyncDriverReads",
