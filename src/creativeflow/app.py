@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from creativeflow import __version__
+from creativeflow.http.direct import DirectDispatch
 from creativeflow.http.health import build_health_router
 from creativeflow.http.middleware import ProblemCORSMiddleware, RequestContextMiddleware
 from creativeflow.http.problems import install_problem_handlers, install_problem_openapi
@@ -76,9 +77,11 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     app.include_router(build_health_router())
     app.include_router(auth_router, prefix=API_PREFIX)
 
-    # The middleware added last runs first. CORS answers preflights before any route; the
+    # The middleware added last runs first. Direct endpoints are served innermost, right
+    # before the router (`http/direct.py`). CORS answers preflights before any route; the
     # request context wraps it, so preflight answers (and CORS refusals) carry the correlation
     # id and security headers and are logged like every other response.
+    app.add_middleware(DirectDispatch, application=app)
     if settings.allowed_origins:
         app.add_middleware(
             ProblemCORSMiddleware,

@@ -87,3 +87,34 @@ async def test_the_direct_routes_are_documented(client: httpx.AsyncClient) -> No
     assert {"OAuth2PasswordBearer", "APIKeyHeader"} <= set(
         document["components"]["securitySchemes"]
     )
+
+
+async def test_direct_routes_are_served_before_the_router_and_only_for_their_methods(
+    users: UserFactory, client: httpx.AsyncClient
+) -> None:
+    """`DirectDispatch` answers GET on the two routes; every other method or path on them is
+    the router's, exactly as before."""
+    user = await users.create()
+    idea = await create_idea(user, "Dispatched")
+
+    assert (await user.get(ideas_url(user, idea["id"]))).json() == idea
+    head = await client.head(ideas_url(user), headers=user.headers)
+    assert head.status_code == 405  # GET routes take no HEAD, dispatched or not
+    patched = await user.patch(ideas_url(user, idea["id"]), json={"title": "Routed"})
+    assert patched.status_code == 200 and patched.json()["title"] == "Routed"
+    assert (await user.get(ideas_url(user, idea["id"]))).json()["title"] == "Routed"
+    assert (await user.get(ideas_url(user) + "/" + idea["id"] + "/extra")).status_code == 404
+
+
+async def test_direct_routes_are_measured_under_their_full_template(
+    users: UserFactory, client: httpx.AsyncClient
+) -> None:
+    user = await users.create()
+    await list_ideas(user)
+    await user.get(ideas_url(user, "01234567-89ab-7def-8123-456789abcdef"))
+    samples = (await client.get("/metrics")).text.splitlines()
+    requests = [line for line in samples if line.startswith("creativeflow_http_requests_total")]
+    assert any('route="/api/v1/{user_id}/ideas"' in line and 'status="200"' in line
+               for line in requests)  # fmt: skip
+    assert any('route="/api/v1/{user_id}/ideas/{idea_id}"' in line and 'status="404"' in line
+               for line in requests)  # fmt: skip
