@@ -28,6 +28,7 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, create_engine, event
@@ -80,12 +81,30 @@ class DriverStatement:
         }
         return cls(compiled.string, names, processors, defaults, bounded)
 
+    @classmethod
+    def for_dialect(
+        cls, statement: ClauseElement, dialect: Dialect, *, bounded: bool = False
+    ) -> DriverStatement:
+        """`compile`, once per driver ("sqlite+pysqlite") and statement, whichever engine
+        asks. The statement must be kept (built once per shape), as it keys the cache."""
+        driver = f"{dialect.name}+{dialect.driver}"
+        _DIALECTS.setdefault(driver, dialect)
+        return _compiled(driver, statement, bounded)
+
     def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         values = [params[name] if name in params else self.defaults[name] for name in self.names]
         return tuple(
             value if process is None else process(value)
             for value, process in zip(values, self.processors, strict=True)
         )
+
+
+_DIALECTS: dict[str, Dialect] = {}
+
+
+@lru_cache(maxsize=512)
+def _compiled(driver: str, statement: ClauseElement, bounded: bool) -> DriverStatement:
+    return DriverStatement.compile(statement, _DIALECTS[driver], bounded=bounded)
 
 
 class ReadConnections(Protocol):

@@ -42,7 +42,6 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Dialect
 
 from creativeflow.db.reads import DriverRow, DriverStatement, ReadConnections
 from creativeflow.db.text import json_text, utc_text, uuid_spelling, uuid_text
@@ -361,21 +360,6 @@ def _statement_for(shape: FilterShape, page: PageRequest) -> AnySelect:
     )
 
 
-# One compiled form per driver ("sqlite+pysqlite"), whichever engine asks.
-_DIALECTS: dict[str, Dialect] = {}
-
-
-def _driver_statement(dialect: Dialect, statement: Any, *, bounded: bool) -> DriverStatement:
-    driver = f"{dialect.name}+{dialect.driver}"
-    _DIALECTS.setdefault(driver, dialect)
-    return _compiled(driver, statement, bounded)
-
-
-@lru_cache(maxsize=512)
-def _compiled(driver: str, statement: Any, bounded: bool) -> DriverStatement:
-    return DriverStatement.compile(statement, _DIALECTS[driver], bounded=bounded)
-
-
 def _runs_on_driver(shape: FilterShape) -> bool:
     """On PostgreSQL, search and tag filters write their values into the SQL (see `_matches`):
     those statements go through SQLAlchemy, and their cost is the scan anyway."""
@@ -402,7 +386,7 @@ async def fetch_page(
         return await reads.run(lambda connection: connection.execute(statement, params).all())
     # An unfiltered page without an offset reads at most `limit + 1` entries of an index.
     bounded = filters.is_empty and "offset" not in params
-    driver = _driver_statement(reads.dialect, statement, bounded=bounded)
+    driver = DriverStatement.for_dialect(statement, reads.dialect, bounded=bounded)
     return await reads.fetch(driver, params)
 
 
@@ -427,7 +411,7 @@ async def fetch_one(
     reads: ReadConnections, owner: uuid.UUID, idea_id: uuid.UUID
 ) -> DriverRow | None:
     """The owner's idea as a document row, or None."""
-    driver = _driver_statement(reads.dialect, _ONE, bounded=True)
+    driver = DriverStatement.for_dialect(_ONE, reads.dialect, bounded=True)
     rows = await reads.fetch(driver, {"owner": owner, "idea_id": idea_id})
     return rows[0] if rows else None
 
