@@ -63,7 +63,9 @@ def _wrap_driver_fetch(reads: Any, capture: Capture) -> None:
         rows = await fetch(statement, params)
         if capture.active:
             ms = (time.perf_counter() - started) * 1000
-            capture.statements.append(Statement(statement.sql, statement.arguments(params), ms))
+            capture.statements.append(
+                Statement(statement.sql_for(params), statement.arguments(params), ms)
+            )
         return rows
 
     reads.fetch = timed

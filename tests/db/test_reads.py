@@ -210,12 +210,47 @@ async def test_bind_conversions_are_applied(reads: ReadConnections) -> None:
     assert await reads.fetch(statement, {"marker": marker, "same": uuid.uuid4()}) == []
 
 
-def test_statements_whose_sql_depends_on_the_values_are_refused(
+def test_expanding_parameters_are_refused(reads: ReadConnections) -> None:
+    expanding = select(NOTES.c.body).where(NOTES.c.id.in_(bindparam("ids", expanding=True)))
+    with pytest.raises(ValueError, match="expanding parameters"):
+        DriverStatement.compile(expanding, reads.dialect)
+
+
+# Quotes and backslashes: what a literal's quoting must get right (PostgreSQL reads a backslash
+# as itself only with `standard_conforming_strings`, which the dialect learns on connecting).
+AWKWARD_WORDS = ["it's", "back\\slash\\", "'; DROP TABLE notes; --", "%_"]
+
+
+async def test_literal_parameters_are_written_into_the_sql_exactly(
     reads: ReadConnections,
 ) -> None:
-    expanding = select(NOTES.c.body).where(NOTES.c.id.in_(bindparam("ids", expanding=True)))
-    with pytest.raises(ValueError, match="depends on its values"):
-        DriverStatement.compile(expanding, reads.dialect)
+    """Every value comes back as it was given, from the first statement of a new pool on,
+    and each value makes its own SQL (so its own plan)."""
+    echo = select(
+        bindparam("word", type_=String(), literal_execute=True),
+        NOTES.c.body,
+    ).where(NOTES.c.id == bindparam("id"))
+    statement = DriverStatement.compile(echo, reads.dialect)
+    assert statement.names == ("id",)  # the literal is not a driver parameter
+    for word in AWKWARD_WORDS:
+        assert [tuple(row) for row in await reads.fetch(statement, {"word": word, "id": 1})] == [
+            (word, "first")
+        ]
+    assert statement.sql_for({"word": "a"}) != statement.sql_for({"word": "b"})
+    assert await _bodies_now(reads) == ["first", "second"]  # the table is still there
+
+
+async def _bodies_now(reads: ReadConnections) -> list[str]:
+    return await reads.run(_bodies)
+
+
+@pytest.mark.parametrize("fresh_url", ["postgresql"], indirect=True)
+async def test_postgresql_read_connections_keep_generic_plans(reads: ReadConnections) -> None:
+    """Plans are reused, not made again at every execution (see `_plan_once_per_statement`)."""
+    statement = DriverStatement.compile(
+        select(func.current_setting("plan_cache_mode")), reads.dialect
+    )
+    assert (await reads.fetch(statement, {}))[0][0] == "force_generic_plan"
 
 
 @pytest.mark.parametrize("fresh_url", ["sqlite"], indirect=True)

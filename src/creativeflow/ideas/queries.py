@@ -8,8 +8,9 @@ size costs more than running it (SQLite, 21 rows: ~125 us to build, ~210 us to e
 
 Pages and single ideas are read as documents: `IdeaRead`'s fields in its order, each already
 in the spelling the API writes (ids and times as text, formatted by the database), so a row
-becomes JSON without any conversion (`document`). Shapes whose SQL does not depend on the
-values (no search, no tags) run as driver statements, without SQLAlchemy's result processing.
+becomes JSON without any conversion (`document`). They run as driver statements, without
+SQLAlchemy's result processing; on PostgreSQL a search term and tag keys are written into the
+SQL there (see `_matches`).
 """
 
 from __future__ import annotations
@@ -360,12 +361,6 @@ def _statement_for(shape: FilterShape, page: PageRequest) -> AnySelect:
     )
 
 
-def _runs_on_driver(shape: FilterShape) -> bool:
-    """On PostgreSQL, search and tag filters write their values into the SQL (see `_matches`):
-    those statements go through SQLAlchemy, and their cost is the scan anyway."""
-    return shape.dialect != "postgresql" or (shape.search is None and not shape.tag_count)
-
-
 async def fetch_page(
     reads: ReadConnections, owner: uuid.UUID, filters: IdeaFilter, page: PageRequest
 ) -> Sequence[DriverRow]:
@@ -381,12 +376,11 @@ async def fetch_page(
         params.update({f"after_{i}": value for i, value in enumerate(page.after)})
     elif page.offset:
         params["offset"] = page.offset
-    statement = _statement_for(shape, page)
-    if not _runs_on_driver(shape):
-        return await reads.run(lambda connection: connection.execute(statement, params).all())
     # An unfiltered page without an offset reads at most `limit + 1` entries of an index.
     bounded = filters.is_empty and "offset" not in params
-    driver = DriverStatement.for_dialect(statement, reads.dialect, bounded=bounded)
+    driver = DriverStatement.for_dialect(
+        _statement_for(shape, page), reads.dialect, bounded=bounded
+    )
     return await reads.fetch(driver, params)
 
 
