@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from creativeflow.db.engine import create_engine
 from creativeflow.db.reads import (
@@ -271,6 +273,26 @@ async def test_sqlite_runs_bounded_statements_on_the_loop_and_others_in_threads(
     assert (await reads.fetch(unbounded, {}))[0][0] != loop_thread
 
 
+@pytest.mark.parametrize("fresh_url", ["sqlite"], indirect=True)
+async def test_sqlite_a_long_read_does_not_hold_up_the_others(reads: ReadConnections) -> None:
+    assert isinstance(reads, SQLiteThreadReads)
+    release = threading.Event()
+
+    @event.listens_for(reads.engine, "connect")
+    def _blocking_function(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.create_function("wait_for_release", 0, lambda: release.wait(5))
+
+    long_read = asyncio.ensure_future(
+        reads.fetch(DriverStatement.compile(select(func.wait_for_release()), reads.dialect), {})
+    )
+    await asyncio.sleep(0.05)  # the long read holds its thread
+    rows = await asyncio.wait_for(reads.fetch(_driver_statement(reads), {"after": 0}), 2)
+    assert [row[0] for row in rows] == ["first", "second"]
+    assert not long_read.done()
+    release.set()
+    assert (await long_read)[0][0] == 1
+
+
 @pytest.mark.parametrize("fresh_url", ["postgresql"], indirect=True)
 async def test_postgresql_fetch_retries_once_on_a_dropped_connection(
     fresh_url: str, reads: ReadConnections
@@ -283,6 +305,28 @@ async def test_postgresql_fetch_retries_once_on_a_dropped_connection(
     assert (await reads.fetch(backend_pid, {}))[0][0] != first_pid
     rows = await reads.fetch(_driver_statement(reads), {"after": 0})
     assert [row[0] for row in rows] == ["first", "second"]
+
+
+@pytest.mark.parametrize("fresh_url", ["postgresql"], indirect=True)
+async def test_postgresql_runs_at_most_keep_driver_statements_at_once(fresh_url: str) -> None:
+    """Six 0.1 s statements on a pool of six, two at a time: three rounds, in arrival order."""
+    engine = create_async_engine(fresh_url, pool_size=6, max_overflow=0)
+    reads = AsyncDriverReads(engine, keep=2)
+    nap = DriverStatement.compile(
+        select(func.pg_sleep(0.1), bindparam("n", type_=Integer())), reads.dialect
+    )
+    finished: list[int] = []
+
+    async def read(n: int) -> None:
+        await reads.fetch(nap, {"n": n})
+        finished.append(n)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(read(n) for n in range(6)))
+    elapsed = time.perf_counter() - started
+    await reads.close()
+    assert elapsed >= 0.3  # six in parallel would take 0.1 s
+    assert sorted(finished[:2]) == [0, 1] and sorted(finished[-2:]) == [4, 5]
 
 
 async def test_fetch_errors_other_than_a_dropped_connection_surface(

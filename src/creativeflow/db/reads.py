@@ -24,6 +24,7 @@ where the thread hop alone costs ~50 us; anything that may scan goes to the thre
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -139,10 +140,24 @@ class ReadConnections(Protocol):
     async def close(self) -> None: ...
 
 
-class SQLiteThreadReads:
-    """Reads over the stdlib sqlite3 driver in a small pool of worker threads."""
+def _cpus_available() -> int:
+    if hasattr(os, "sched_getaffinity"):  # Linux: honours taskset and cpusets
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
-    def __init__(self, url: str, *, size: int = 4) -> None:
+
+class SQLiteThreadReads:
+    """Reads over the stdlib sqlite3 driver in a small pool of worker threads.
+
+    One thread per CPU the process may run on (two to four): a read of a file in the page
+    cache only computes, so more threads than CPUs just take turns on them, with the event
+    loop among them, and the slowest searches set the tail. Two at least, so that one long
+    scan cannot hold up every other read. A worker pinned to one CPU (100k ideas, filtered
+    search, 32 connections, three alternating runs each): p99/p50 1.53 with two threads,
+    1.75 with four, at the same throughput."""
+
+    def __init__(self, url: str, *, size: int | None = None) -> None:
+        size = size or min(4, max(2, _cpus_available()))
         sync_url = make_url(url).set(drivername="sqlite")
         self.engine = create_engine(
             sync_url,
@@ -216,13 +231,20 @@ class AsyncDriverReads:
 
     Driver statements keep up to `keep` of the pool's connections between uses: checking one
     out of SQLAlchemy's pool and back (a greenlet each way, the pool's events and reset) cost
-    ~60 us, a tenth of a list request. The rest of the pool stays free for `run`."""
+    ~60 us, a tenth of a list request. The rest of the pool stays free for `run`.
 
-    def __init__(self, engine: AsyncEngine, *, keep: int = 0) -> None:
+    At most `keep` driver statements run at once; the others wait their turn, first come first
+    served. Thirty searches at once on a small database server share its CPUs, each taking
+    many times its own time, so the slowest kind sets the tail; in line, each runs at full
+    speed (100k ideas, filtered search, 32 connections, 2 cores: lower p99 in 5 of 6
+    alternating runs, e.g. 68-71 ms against 76-79 ms, at 3-6% more requests/s)."""
+
+    def __init__(self, engine: AsyncEngine, *, keep: int = 1) -> None:
         self.engine = engine
         self.dialect = engine.dialect
-        self._keep = keep
+        self._keep = max(1, keep)
         self._kept: list[Any] = []  # checked-out pool connections, idle, newest last
+        self._turns = asyncio.Semaphore(self._keep)
 
     async def run(self, work: ReadWork[T]) -> T:
         try:
@@ -238,10 +260,11 @@ class AsyncDriverReads:
 
     async def fetch(self, statement: DriverStatement, params: Mapping[str, Any]) -> list[DriverRow]:
         arguments = statement.arguments(params)
-        try:
-            return await self._fetch(statement, params, arguments)
-        except _ConnectionDropped:
-            return await self._fetch(statement, params, arguments)
+        async with self._turns:
+            try:
+                return await self._fetch(statement, params, arguments)
+            except _ConnectionDropped:
+                return await self._fetch(statement, params, arguments)
 
     async def _fetch(
         self, statement: DriverStatement, params: Mapping[str, Any], arguments: tuple[Any, ...]
