@@ -239,11 +239,7 @@ async def test_literal_parameters_are_written_into_the_sql_exactly(
             (word, "first")
         ]
     assert statement.sql_for({"word": "a"}) != statement.sql_for({"word": "b"})
-    assert await _bodies_now(reads) == ["first", "second"]  # the table is still there
-
-
-async def _bodies_now(reads: ReadConnections) -> list[str]:
-    return await reads.run(_bodies)
+    assert await reads.run(_bodies) == ["first", "second"]  # the table is still there
 
 
 @pytest.mark.parametrize("fresh_url", ["postgresql"], indirect=True)

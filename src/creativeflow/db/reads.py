@@ -104,9 +104,9 @@ class DriverStatement:
         return _compiled(driver, statement, bounded)
 
     def sql_for(self, params: Mapping[str, Any]) -> str:
-        """The SQL with the literal parameters written in. Call it on an open connection: the
-        quoting follows the server's settings, which the dialect learns on its first connect
-        (PostgreSQL's `standard_conforming_strings`)."""
+        """The SQL with the literal parameters written in. On PostgreSQL, call it once the
+        engine has connected: the quoting follows `standard_conforming_strings`, which the
+        dialect learns on its first connect."""
         sql = self.sql
         for placeholder, name, render in self.literals:
             sql = sql.replace(placeholder, render(params[name]))
@@ -368,7 +368,7 @@ def create_read_connections(
 
 
 def _plan_once_per_statement(engine: AsyncEngine) -> None:
-    """Prepared statements on the read connections keep their first plan.
+    """Prepared statements on the read connections are planned once, not at every execution.
 
     Left to itself, PostgreSQL re-plans a prepared statement on every execution when the
     estimate for its parameters beats its generic plan's, and the owner's id does that: under

@@ -212,9 +212,10 @@ def _matches(shape: FilterShape) -> ColumnElement[bool]:
     """The search term occurs in the title or the notes, ignoring case.
 
     PostgreSQL: `ILIKE`, which the trigram indexes answer. The pattern is written into the SQL
-    text rather than bound: asyncpg prepares statements, and after five runs PostgreSQL plans a
-    prepared statement once for any pattern, ignoring the trigram indexes (100k ideas,
-    "sourdough" + stage + tags: 35 ms generic, 9 ms planned for the pattern). Terms under three
+    text rather than bound: asyncpg prepares statements, and the read connections plan each
+    prepared statement once (`db/reads.py`); a plan made for any pattern ignores the trigram
+    indexes (100k ideas, "sourdough" + stage + tags: 35 ms generic, 9 ms planned for the
+    pattern). Terms under three
     characters have no trigram to look up (the index would be read whole), so they use `strpos`
     on the lower-cased text instead, which the planner cannot send to those indexes.
     SQLite: its `LIKE` ignores ASCII case by itself (no `lower()` per row); no index serves
