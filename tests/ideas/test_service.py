@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from creativeflow.db.engine import create_session_factory, writer_engine
 from creativeflow.ideas.cursor import decode_cursor, encode_cursor
-from creativeflow.ideas.models import Idea, IdeaCounter, IdeaPriority
+from creativeflow.ideas.models import Idea, IdeaCounter, IdeaPriority, IdeaStage
 from creativeflow.ideas.queries import IdeaFilter, PageRequest, escape_like, page_statement
 from creativeflow.ideas.schemas import IdeaCreate, IdeaListParams
 from creativeflow.ideas.service import FilteredTotals, IdeaReader, IdeaService
@@ -242,8 +242,9 @@ def test_escape_like() -> None:
 
 async def test_search_query_shapes(session: AsyncSession, backend: str) -> None:
     """PostgreSQL: ILIKE (answered by the trigram indexes) from three characters on, strpos on
-    the lower-cased text below that; tags through the GIN index only when nothing else
-    narrows. SQLite: its own case-insensitive LIKE, no lower()."""
+    the lower-cased text below that, texticlike (a row test) when a stage or priority already
+    narrows; tags through the GIN index only when nothing else narrows. SQLite: its own
+    case-insensitive LIKE, no lower()."""
     dialect = session.get_bind().dialect
 
     def sql(filters: IdeaFilter) -> str:
@@ -254,13 +255,15 @@ async def test_search_query_shapes(session: AsyncSession, backend: str) -> None:
     short_term = sql(IdeaFilter(search="ai"))
     combined = sql(IdeaFilter(search="video", tag_keys=["blog"]))
     tags_only = sql(IdeaFilter(tag_keys=["blog"]))
+    staged = sql(IdeaFilter(search="video", stage=IdeaStage.DRAFT))
     if backend == "postgresql":
         assert "ideas.title ILIKE" in long_term and "ideas.notes ILIKE" in long_term
+        assert "texticlike(ideas.title" in staged and "ILIKE" not in staged
         assert "strpos(lower(ideas.title)" in short_term
         assert "tag_keys ?|" in tags_only  # the GIN index
         assert "jsonb_exists_any(ideas.tag_keys" in combined  # a row test after the others
     else:
-        for statement in (long_term, short_term, combined):
+        for statement in (long_term, short_term, combined, staged):
             assert "ideas.title LIKE" in statement and "ideas.notes LIKE" in statement
             assert "lower(" not in statement
         assert "json_each(ideas.tag_keys)" in combined
