@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
@@ -352,6 +352,11 @@ def _deferred_join(
 
 @lru_cache(maxsize=256)
 def _count_statement(shape: FilterShape) -> AnySelect:
+    if shape.search == "walk":
+        # A count reads every match: no early stop for a walk to win, while the trigram
+        # bitmaps skip the stage's other rows (100k ideas, search + stage + tags: rare word
+        # 5.6 ms against 34 ms walking, common word 19 against 29 ms).
+        shape = replace(shape, search="trigram")
     return select(func.count(), _counter("version")).select_from(IDEAS).where(*_conditions(shape))
 
 
