@@ -116,6 +116,14 @@ class ExternalIssuer:
         return await self.jwks.key_for(header.get("kid"))
 
 
+@dataclass(slots=True)
+class _Verified:
+    """A verified token's claims, and the identity they carry once someone asked for it."""
+
+    claims: dict[str, Any]
+    identity: UserDTO | None = None
+
+
 class TokenVerifier:
     def __init__(
         self,
@@ -129,38 +137,37 @@ class TokenVerifier:
         self.issuer = issuer
         self.external = external
         self._leeway = leeway_seconds
-        # Claims of recently verified tokens, by the token's exact text. The same bytes verify
+        # Recently verified tokens, by their exact text. The same bytes verify
         # the same way every time, so only expiry needs checking again; this spares the HMAC
         # or RSA check and the JSON parsing on every request of a busy client.
-        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
         self._verified_max = 4096
-        self._identities: OrderedDict[str, UserDTO] = OrderedDict()
 
     async def decode(self, token: str, *, expected_type: str = ACCESS) -> dict[str, Any]:
         """Verified claims of `token`, or AuthenticationException saying what is wrong."""
-        cached = self._verified.get(token)
-        if cached is not None:
-            if cached["exp"] + self._leeway < time.time():
-                self._verified.pop(token, None)
-                raise AuthenticationException("Token has expired", code="TOKEN_EXPIRED")
-            return self._checked_type(dict(cached), expected_type)
-        claims = await self._verify(token)
-        self._verified[token] = claims
-        if len(self._verified) > self._verified_max:
-            self._verified.popitem(last=False)
-        return self._checked_type(dict(claims), expected_type)
+        return dict((await self._entry(token, expected_type)).claims)
 
     async def identity(self, token: str, *, expected_type: str = ACCESS) -> UserDTO:
-        """`claims_to_user(decode(token))`, kept beside the claims: a token's text always
+        """`claims_to_user(decode(token))`, kept with the claims: a token's text always
         carries the same identity. Shared between requests: read it, never change it."""
-        claims = await self.decode(token, expected_type=expected_type)
-        identity = self._identities.get(token)
-        if identity is None:
-            identity = claims_to_user(claims)
-            self._identities[token] = identity
-            if len(self._identities) > self._verified_max:
-                self._identities.popitem(last=False)
-        return identity
+        entry = await self._entry(token, expected_type)
+        if entry.identity is None:
+            entry.identity = claims_to_user(entry.claims)
+        return entry.identity
+
+    async def _entry(self, token: str, expected_type: str) -> _Verified:
+        entry = self._verified.get(token)
+        if entry is not None:
+            if entry.claims["exp"] + self._leeway < time.time():
+                self._verified.pop(token, None)
+                raise AuthenticationException("Token has expired", code="TOKEN_EXPIRED")
+        else:
+            entry = _Verified(await self._verify(token))
+            self._verified[token] = entry
+            if len(self._verified) > self._verified_max:
+                self._verified.popitem(last=False)
+        self._checked_type(entry.claims, expected_type)
+        return entry
 
     @staticmethod
     def _checked_type(claims: dict[str, Any], expected_type: str) -> dict[str, Any]:
