@@ -188,25 +188,22 @@ async def _measure(args: argparse.Namespace) -> None:
             "list": ("GET", f"/api/v1/{big_id}/ideas", ""),
             "get": ("GET", f"/api/v1/{big_id}/ideas/{idea_id}", ""),
         }
-        # As bench/run.py's `filtered`: each search word with the stage and tags; `filtered`
-        # rotates through them, `filtered-<word>` runs one.
-        searches = {
-            word: (
-                "GET",
-                f"/api/v1/{big_id}/ideas",
-                f"search={word}&stage={seeding.FILTER_STAGE.value}"
-                f"&tags={','.join(seeding.FILTER_TAGS)}",
-            )
-            for word in seeding.SEARCH_WORDS
-        }
+
+        # As bench/run.py's `filtered`: a search word with the stage and tags; `filtered`
+        # rotates through the benchmark's words, `filtered-<word>` runs one.
+        def search(word: str) -> tuple[str, str, str]:
+            query = f"search={word}&stage={seeding.FILTER_STAGE.value}"
+            return "GET", f"/api/v1/{big_id}/ideas", f"{query}&tags={','.join(seeding.FILTER_TAGS)}"
+
         rotations: dict[str, list[tuple[str, str, str]]] = {
             name: [request] for name, request in scenarios.items()
         }
-        rotations["filtered"] = list(searches.values())
-        rotations.update({f"filtered-{word}": [request] for word, request in searches.items()})
+        rotations["filtered"] = [search(word) for word in seeding.SEARCH_WORDS]
         selected = args.scenario or [*scenarios, "filtered"]
         for name in selected:
-            requests = rotations[name]
+            # `filtered-<word>`: any one word, such as one found nowhere.
+            word = name.removeprefix("filtered-")
+            requests = rotations[name] if name in rotations else [search(word)]
             for method, path, query in requests:
                 status, payload = await driver.request(method, path, query, token=token)
                 assert status == 200, (name, status, payload[:300])

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from creativeflow.ideas import queries
 from tests.factories import UserFactory
 from tests.ideas.support import (
     assert_problem,
@@ -452,6 +453,45 @@ async def test_search_treats_wildcards_literally(
     assert await titles(user, search="\\", **narrowed) == ["back\\slash"]
     assert await titles(user, search="k\\s", **narrowed) == ["back\\slash"]
     assert await titles(user, search="SNAKE_case", **narrowed) == ["snake_case names"]
+
+
+async def test_a_staged_search_finds_matches_beyond_its_walk(
+    users: UserFactory, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL walks the stage for at most `WALK_BUDGET` ideas a page, then reads the page
+    again through the trigram indexes: every match is found, in order, page by page. A first
+    page that came up short marks the search as rare."""
+    monkeypatch.setattr(queries, "WALK_BUDGET", 4)
+    user = await users.create()
+
+    async def draft(title: str) -> str:
+        return (await create_idea(user, title=title, stage="draft", tags=["keep"]))["id"]
+
+    # Oldest first: two needles, hay, two matches, five others, three matches.
+    needles = [await draft("needle 0"), await draft("needle 1")]
+    for i in range(4):
+        await draft(f"hay {i}")
+    found = [await draft("match 0"), await draft("match 1")]
+    for i in range(5):
+        await draft(f"other {i}")
+    found += [await draft(f"match {i}") for i in range(2, 5)]
+    await create_idea(user, title="match elsewhere", stage="idea", tags=["keep"])
+    rare_before = len(queries.rare_searches)
+
+    # The first page fills within the walk; the second does not (one match among the four
+    # ideas after the cursor) and is read again; the third walks one idea, and is read again.
+    ids, pages = await _walk(user, search="match", stage="draft", tags="keep", limit=2)
+    assert ids == list(reversed(found))
+    assert [page["total"] for page in pages] == [5, 5, 5]
+    assert len(queries.rare_searches) == rare_before  # its first page filled
+
+    # The four newest drafts hold no needle: the search goes to the trigram indexes.
+    ids, pages = await _walk(user, search="needle", stage="draft", limit=1)
+    assert ids == list(reversed(needles))
+    assert [page["total"] for page in pages] == [2, 2]
+    assert len(queries.rare_searches) == rare_before + (backend == "postgresql")
+    assert await titles(user, search="needle", stage="draft") == ["needle 1", "needle 0"]
+    assert await titles(user, search="nowhere", stage="draft") == []
 
 
 async def test_quotes_in_search_and_tags_are_data(users: UserFactory) -> None:

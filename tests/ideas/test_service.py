@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from creativeflow.db.engine import create_session_factory, writer_engine
 from creativeflow.ideas.cursor import decode_cursor, encode_cursor
 from creativeflow.ideas.models import Idea, IdeaCounter, IdeaPriority, IdeaStage
-from creativeflow.ideas.queries import IdeaFilter, PageRequest, escape_like, page_statement
+from creativeflow.ideas.queries import (
+    IdeaFilter,
+    PageRequest,
+    RareSearches,
+    escape_like,
+    page_statement,
+)
 from creativeflow.ideas.schemas import IdeaCreate, IdeaListParams
 from creativeflow.ideas.service import FilteredTotals, IdeaReader, IdeaService
 from creativeflow.identity.models import User
@@ -186,6 +192,16 @@ def test_filtered_totals_cache() -> None:
     assert (totals.get("a", 1), totals.get("c", 1)) == (10, 30)
 
 
+def test_rare_searches_are_bounded() -> None:
+    rare = RareSearches(size=2)
+    rare.add("a")
+    rare.add("b")
+    assert "a" in rare  # now the most recently used
+    rare.add("c")  # evicts "b"
+    assert ("a" in rare, "b" in rare, "c" in rare) == (True, False, True)
+    assert len(rare) == 2
+
+
 # -- derived columns ---------------------------------------------------------------------------
 
 
@@ -258,7 +274,12 @@ async def test_search_query_shapes(session: AsyncSession, backend: str) -> None:
     staged = sql(IdeaFilter(search="video", stage=IdeaStage.DRAFT))
     if backend == "postgresql":
         assert "ideas.title ILIKE" in long_term and "ideas.notes ILIKE" in long_term
-        assert "texticlike(ideas.title" in staged and "ILIKE" not in staged
+        # ...over the first `walk_budget` ideas of the stage, in the page's order.
+        assert "texticlike(walked.title" in staged and "ILIKE" not in staged
+        assert (
+            "ORDER BY ideas.created_at DESC, ideas.id DESC \n"
+            " LIMIT __[POSTCOMPILE_walk_budget]) AS walked" in staged
+        )
         assert "strpos(lower(ideas.title)" in short_term
         assert "tag_keys ?|" in tags_only  # the GIN index
         assert "jsonb_exists_any(ideas.tag_keys" in combined  # a row test after the others

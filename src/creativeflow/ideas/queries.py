@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
@@ -43,6 +44,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.util import ClauseAdapter
 
 from creativeflow.db.reads import DriverRow, DriverStatement, ReadConnections
 from creativeflow.db.text import json_text, utc_text, uuid_spelling, uuid_text
@@ -50,6 +52,9 @@ from creativeflow.ideas.models import Idea, IdeaCounter, IdeaPriority, IdeaStage
 
 # pg_trgm indexes three-character sequences: shorter terms cannot be looked up through it.
 TRIGRAM = 3
+# How many of a stage's ideas a search walks for one page before it asks the trigram indexes
+# instead (PostgreSQL; see `fetch_page`). Read at each call, so tests can lower it.
+WALK_BUDGET = 10_000
 
 if TYPE_CHECKING:  # SQLAlchemy 2.1 spelling; only for the type checker (2.0 is also supported)
     AnySelect: TypeAlias = Select[*tuple[Any, ...]]
@@ -198,18 +203,23 @@ def _filter_params(shape: FilterShape, filters: IdeaFilter) -> dict[str, Any]:
     return params
 
 
-def _conditions(shape: FilterShape) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [IDEAS.c.user_id == bindparam("owner")]
+def _conditions(
+    shape: FilterShape,
+) -> tuple[list[ColumnElement[bool]], list[ColumnElement[bool]]]:
+    """The filter as two lists: what an index range selects (owner, stage, priority), and
+    what is tested on the rows, or through other indexes (tags, search)."""
+    ranged: list[ColumnElement[bool]] = [IDEAS.c.user_id == bindparam("owner")]
+    tested: list[ColumnElement[bool]] = []
     if shape.stage:
-        conditions.append(IDEAS.c.stage == bindparam("stage"))
+        ranged.append(IDEAS.c.stage == bindparam("stage"))
     if shape.priority:
-        conditions.append(IDEAS.c.priority == bindparam("priority"))
+        ranged.append(IDEAS.c.priority == bindparam("priority"))
     if shape.tag_count:
         narrowed = shape.stage or shape.priority or shape.search is not None
-        conditions.append(_has_any_tag(shape, narrowed=narrowed))
+        tested.append(_has_any_tag(shape, narrowed=narrowed))
     if shape.search:
-        conditions.append(_matches(shape))
-    return conditions
+        tested.append(_matches(shape))
+    return ranged, tested
 
 
 def _matches(shape: FilterShape) -> ColumnElement[bool]:
@@ -229,9 +239,9 @@ def _matches(shape: FilterShape) -> ColumnElement[bool]:
     middling rarity, which costs more than the walk and more still under load (100k ideas,
     "keyboards" + stage + tags: 5.3-6.5 ms against 2.1-2.5 ms; 32 connections: the bitmaps
     cost ~450 page faults a query, and 367-494 req/s when two of the five benchmark words got
-    them against 584 when none did). Its price: a term found nowhere reads the whole stage
-    (40k ideas: 74 ms, against 0.2 ms through the trigram indexes). The pattern is bound, as
-    it no longer changes the plan.
+    them against 584 when none did). A page walks at most `WALK_BUDGET` ideas of the stage:
+    a term too rare to fill it there goes to the trigram indexes (see `fetch_page`). The
+    pattern is bound, as it no longer changes the plan.
     SQLite: its `LIKE` ignores ASCII case by itself (no `lower()` per row); no index serves
     substrings, so the other filters' indexes narrow the rows first.
     """
@@ -307,17 +317,39 @@ def _page_statement(
 ) -> AnySelect:
     keys = SORT_KEYS[sort]
     order_by = [key.desc() if descending else key.asc() for key in keys]
-    conditions = _conditions(shape)
+    ranged, tested = _conditions(shape)
     if keyset:
-        conditions.append(_after(keys, descending=descending))
+        ranged.append(_after(keys, descending=descending))
     counters = (
         _counter("total").label("counter_total"),
         _counter("version").label("counter_version"),
     )
     limit = bindparam("limit", type_=Integer())
     if offset:
-        return _deferred_join(conditions, order_by, limit).add_columns(*counters)
-    return select(*DOCUMENT_COLUMNS, *counters).where(*conditions).order_by(*order_by).limit(limit)
+        return _deferred_join([*ranged, *tested], order_by, limit).add_columns(*counters)
+    if shape.search == "walk":
+        return _bounded_walk(ranged, tested, order_by, limit).add_columns(*counters)
+    return (
+        select(*DOCUMENT_COLUMNS, *counters)
+        .where(*ranged, *tested)
+        .order_by(*order_by)
+        .limit(limit)
+    )
+
+
+def _bounded_walk(
+    ranged: list[ColumnElement[bool]],
+    tested: list[ColumnElement[bool]],
+    order_by: list[Any],
+    limit: Any,
+) -> AnySelect:
+    """The page among the first `walk_budget` ideas of the range, in the sort order: the walk
+    stops at the page's last match or at the budget, whichever comes first. The tests apply
+    to the rows the subquery yields, in its order, so nothing is sorted again."""
+    budget = bindparam("walk_budget", type_=Integer(), literal_execute=True)
+    walked = select(IDEAS).where(*ranged).order_by(*order_by).limit(budget).subquery("walked")
+    page = select(*DOCUMENT_COLUMNS).where(*tested).order_by(*order_by).limit(limit)
+    return cast("AnySelect", ClauseAdapter(walked).traverse(page))
 
 
 def _after(keys: tuple[Column[Any], ...], *, descending: bool) -> ColumnElement[bool]:
@@ -357,7 +389,8 @@ def _count_statement(shape: FilterShape) -> AnySelect:
         # bitmaps skip the stage's other rows (100k ideas, search + stage + tags: rare word
         # 5.6 ms against 34 ms walking, common word 19 against 29 ms).
         shape = replace(shape, search="trigram")
-    return select(func.count(), _counter("version")).select_from(IDEAS).where(*_conditions(shape))
+    ranged, tested = _conditions(shape)
+    return select(func.count(), _counter("version")).select_from(IDEAS).where(*ranged, *tested)
 
 
 _ONE = select(*DOCUMENT_COLUMNS).where(
@@ -384,14 +417,61 @@ def _statement_for(shape: FilterShape, page: PageRequest) -> AnySelect:
     )
 
 
+class RareSearches:
+    """Searches whose walk came up short: a first page that did not fill within `WALK_BUDGET`
+    ideas of its stage, so the term is rare there or found nowhere. They go to the trigram
+    indexes from then on, without walking first.
+
+    Only a choice of plan, never of rows: both plans return the same page. Per process,
+    bounded (least recently used goes)."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._keys: OrderedDict[Hashable, None] = OrderedDict()
+
+    def __contains__(self, key: Hashable) -> bool:
+        if key not in self._keys:
+            return False
+        self._keys.move_to_end(key)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, key: Hashable) -> None:
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        while len(self._keys) > self.size:
+            self._keys.popitem(last=False)
+
+    def clear(self) -> None:
+        self._keys.clear()
+
+
+rare_searches = RareSearches()
+
+
 async def fetch_page(
     reads: ReadConnections, owner: uuid.UUID, filters: IdeaFilter, page: PageRequest
 ) -> Sequence[DriverRow]:
     """Up to `page.limit + 1` document rows in the requested order (the extra row says
     whether there is a next page). Each row also carries the owner's counter
     (`COUNTER_TOTAL`, `COUNTER_VERSION`, read in the same statement, so in the same snapshot),
-    which saves the unfiltered list a second query."""
+    which saves the unfiltered list a second query.
+
+    A staged search on PostgreSQL walks the stage (see `_matches`) for at most `WALK_BUDGET`
+    ideas. A page that does not fill within them may be missing matches further on (unless
+    the owner has no more ideas than that), so it is read again through the trigram indexes,
+    which answer a rare term, or one found nowhere, in a fraction of a millisecond where the
+    whole walk could take tens (40k ideas: 74 ms). A first page that comes up short marks
+    the search as rare (`rare_searches`), so the next one skips the walk."""
     shape = FilterShape.of(reads.dialect.name, filters)
+    rare_key: Hashable = None
+    if shape.search == "walk":
+        rare_key = (owner, filters.search, filters.stage, filters.priority,
+                    tuple(filters.tag_keys or ()), page.sort, page.descending)  # fmt: skip
+        if rare_key in rare_searches:
+            shape = replace(shape, search="trigram")
     params = _filter_params(shape, filters)
     params["owner"] = owner
     params["limit"] = page.limit + 1
@@ -401,6 +481,35 @@ async def fetch_page(
         params["offset"] = page.offset
     # An unfiltered page without an offset reads at most `limit + 1` entries of an index.
     bounded = filters.is_empty and "offset" not in params
+    walking = shape.search == "walk" and "offset" not in params
+    if walking:
+        params["walk_budget"] = WALK_BUDGET
+    rows = await _fetch(reads, shape, page, params, bounded=bounded)
+    if walking and not _walk_complete(rows, page.limit):
+        if page.after is None:
+            rare_searches.add(rare_key)
+        rows = await _fetch(reads, replace(shape, search="trigram"), page, params, bounded=False)
+    return rows
+
+
+def _walk_complete(rows: Sequence[DriverRow], limit: int) -> bool:
+    """Whether a bounded walk's page is the page: it filled, or the owner has no more ideas
+    than the budget, so the walk saw all of its range (the usual case, and a second query
+    for every small account would buy nothing)."""
+    if len(rows) > limit:
+        return True
+    total = rows[0][COUNTER_TOTAL] if rows else None
+    return total is not None and total <= WALK_BUDGET
+
+
+async def _fetch(
+    reads: ReadConnections,
+    shape: FilterShape,
+    page: PageRequest,
+    params: dict[str, Any],
+    *,
+    bounded: bool,
+) -> list[DriverRow]:
     driver = DriverStatement.for_dialect(
         _statement_for(shape, page), reads.dialect, bounded=bounded
     )
@@ -442,6 +551,7 @@ __all__ = [
     "SORT_KEYS",
     "IdeaFilter",
     "PageRequest",
+    "RareSearches",
     "count_matching",
     "counted_total",
     "document",
@@ -449,4 +559,5 @@ __all__ = [
     "fetch_one",
     "fetch_page",
     "page_statement",
+    "rare_searches",
 ]
