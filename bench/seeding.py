@@ -163,6 +163,8 @@ TAG_COUNT_WEIGHTS = [(0, 10), (1, 30), (2, 30), (3, 20), (4, 10)]
 
 # Search words the `filtered` scenario rotates through: common, medium and rare topics.
 SEARCH_WORDS = ["productivity", "podcast", "photography", "keyboards", "sourdough"]
+# And for `filtered_rare`: the rarest topic, and a word found nowhere (a typo, say).
+RARE_SEARCH_WORDS = ["kombucha", "zeppelin"]
 FILTER_STAGE = IdeaStage.DRAFT
 FILTER_TAGS = ("video", "tutorial")
 
@@ -306,7 +308,7 @@ def describe(rows: Sequence[dict[str, Any]], big_user: uuid.UUID, stats: LoadSta
     stats.per_user = dict(per_user)
     big = [r for r in rows if r["user_id"] == big_user]
     stats.stage_counts = dict(Counter(r["stage"].value for r in big))
-    for word in SEARCH_WORDS:
+    for word in [*SEARCH_WORDS, *RARE_SEARCH_WORDS]:
         w = word.lower()
         hits = [
             r for r in big if w in r["title"].lower() or (r["notes"] and w in r["notes"].lower())

@@ -43,6 +43,7 @@ def create_engine(
             pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, pool_recycle=3600
         )
     if is_sqlite(url):
+        # The driver's timeout is SQLite's busy timeout: a writer waits up to 15 s for the lock.
         kwargs["connect_args"] = {"timeout": 15}
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
@@ -65,7 +66,6 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=15000")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
