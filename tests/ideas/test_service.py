@@ -196,10 +196,9 @@ def test_rare_searches_are_bounded() -> None:
     rare = RareSearches(size=2)
     rare.add("a")
     rare.add("b")
-    assert "a" in rare  # now the most recently used
-    rare.add("c")  # evicts "b"
-    assert ("a" in rare, "b" in rare, "c" in rare) == (True, False, True)
-    assert len(rare) == 2
+    assert ("a" in rare, "b" in rare, len(rare)) == (True, True, 2)
+    rare.add("c")  # full: forgets the others
+    assert ("a" in rare, "b" in rare, "c" in rare, len(rare)) == (False, False, True, 1)
 
 
 # -- derived columns ---------------------------------------------------------------------------

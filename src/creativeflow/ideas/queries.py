@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -422,30 +421,23 @@ class RareSearches:
     ideas of its stage, so the term is rare there or found nowhere. They go to the trigram
     indexes from then on, without walking first.
 
-    Only a choice of plan, never of rows: both plans return the same page. Per process,
-    bounded (least recently used goes)."""
+    Only a choice of plan, never of rows: both plans return the same page. Per process and
+    bounded: when full it forgets them all, which costs each one walk to learn again."""
 
     def __init__(self, size: int = 10_000) -> None:
         self.size = size
-        self._keys: OrderedDict[Hashable, None] = OrderedDict()
+        self._keys: set[Hashable] = set()
 
     def __contains__(self, key: Hashable) -> bool:
-        if key not in self._keys:
-            return False
-        self._keys.move_to_end(key)
-        return True
+        return key in self._keys
 
     def __len__(self) -> int:
         return len(self._keys)
 
     def add(self, key: Hashable) -> None:
-        self._keys[key] = None
-        self._keys.move_to_end(key)
-        while len(self._keys) > self.size:
-            self._keys.popitem(last=False)
-
-    def clear(self) -> None:
-        self._keys.clear()
+        if len(self._keys) >= self.size:
+            self._keys.clear()
+        self._keys.add(key)
 
 
 rare_searches = RareSearches()
