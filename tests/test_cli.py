@@ -226,6 +226,54 @@ def test_serve_migrates_answers_and_stops_on_sigterm(
     assert "Application shutdown complete." in events, output
 
 
+def test_serve_with_workers_reports_every_workers_metrics(
+    cli_env: dict[str, str], tmp_path: Path, data_dir: Path
+) -> None:
+    """With several workers, a scrape reaches one of them and still counts every request;
+    the previous run's metric files are removed at start."""
+    stale = data_dir / "metrics" / "counter_1.db"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"left by an earlier run")
+    port = _free_port()
+    process = subprocess.Popen(  # noqa: S603
+        [str(COMMAND), "serve", "--port", str(port), "--workers", "2"],
+        env=cli_env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        _wait_for_health(process, port, deadline=time.monotonic() + 60)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(40):  # a connection each, so either worker may take it
+            assert httpx.get(f"{base}/api/v1/health/live", timeout=5).status_code == 200
+
+        def live_count() -> float:
+            text = httpx.get(f"{base}/metrics", timeout=5).text
+            samples = [
+                line.rsplit(" ", 1)[1]
+                for line in text.splitlines()
+                if line.startswith("creativeflow_http_requests_total{")
+                and 'route="/api/v1/health/live"' in line
+            ]
+            return sum(float(value) for value in samples)
+
+        deadline = time.monotonic() + 10  # each worker counts a request once it has answered
+        while live_count() != 40 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [live_count() for _ in range(6)] == [40.0] * 6
+        assert not stale.exists()
+        assert list((data_dir / "metrics").glob("*.db"))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 def test_serve_in_production_without_settings_names_what_is_missing(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:

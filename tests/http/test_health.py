@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +19,7 @@ from redis.asyncio import Redis
 
 from creativeflow import __version__
 from creativeflow.http import health
+from creativeflow.http.health import MULTIPROCESS_DIR_VARIABLE
 from creativeflow.platform import Platform
 
 HEALTH_PATHS = [
@@ -141,3 +146,61 @@ async def test_metrics_are_prometheus_text(client: httpx.AsyncClient) -> None:
     # The full template, include prefixes and all: not the router-relative "/auth/me".
     assert any('route="/api/v1/auth/me"' in line and 'status="401"' in line for line in samples)
     assert not any('route="/auth/me"' in line for line in samples)
+
+
+_WORKER = """
+import asyncio, sys
+import httpx
+from creativeflow.app import create_app
+from creativeflow.db.migrate import upgrade
+from creativeflow.settings import get_settings
+
+async def main(count: int) -> None:
+    settings = get_settings()
+    settings.ensure_data_dir()
+    await asyncio.to_thread(upgrade, settings.resolved_database_url())
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://worker") as client:
+            for _ in range(count):
+                assert (await client.get("/api/v1/health/live")).status_code == 200
+
+asyncio.run(main(int(sys.argv[1])))
+"""
+
+
+async def test_metrics_add_up_every_worker_process(
+    client: httpx.AsyncClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker processes sharing `PROMETHEUS_MULTIPROC_DIR` (as `serve --workers N` sets it):
+    a scrape answered by any process reports the requests of all of them."""
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TEST_")},
+        "DATA_DIR": str(tmp_path / "data"),
+        "LOG_LEVEL": "WARNING",
+        MULTIPROCESS_DIR_VARIABLE: str(shared),
+    }
+    for count in (5, 7):  # two workers, one after the other
+        worker = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", _WORKER, str(count)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert worker.returncode == 0, worker.stderr
+
+    monkeypatch.setenv(MULTIPROCESS_DIR_VARIABLE, str(shared))
+    text = (await client.get("/metrics")).text
+    live = [
+        line
+        for line in text.splitlines()
+        if line.startswith("creativeflow_http_requests_total{")
+        and 'route="/api/v1/health/live"' in line
+    ]
+    assert len(live) == 1 and float(live[0].rsplit(" ", 1)[1]) == 12.0, live

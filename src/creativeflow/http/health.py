@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from pydantic import BaseModel
 from sqlalchemy import text
 
@@ -96,6 +96,20 @@ _METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own name for it
+
+
+def scrape() -> bytes:
+    """The metrics in Prometheus's text format: every worker's, summed, when the workers share
+    a directory (`PROMETHEUS_MULTIPROC_DIR`, which `creativeflow serve --workers N` sets), so a
+    scrape that reaches any one worker sees the whole server; else this process's."""
+    if os.environ.get(MULTIPROCESS_DIR_VARIABLE):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest()
+
+
 def build_health_router() -> APIRouter:
     router = APIRouter(tags=["health"])
 
@@ -145,6 +159,6 @@ def build_health_router() -> APIRouter:
         responses=_METRICS_RESPONSES,
     )
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(scrape(), media_type=CONTENT_TYPE_LATEST)
 
     return router
