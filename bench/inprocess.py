@@ -192,8 +192,7 @@ async def _measure(args: argparse.Namespace) -> None:
         # As bench/run.py's `filtered`: a search word with the stage and tags; `filtered`
         # rotates through the benchmark's words, `filtered-<word>` runs one.
         def search(word: str) -> tuple[str, str, str]:
-            query = f"search={word}&stage={seeding.FILTER_STAGE.value}"
-            return "GET", f"/api/v1/{big_id}/ideas", f"{query}&tags={','.join(seeding.FILTER_TAGS)}"
+            return "GET", f"/api/v1/{big_id}/ideas", seeding.filtered_query(word)
 
         rotations: dict[str, list[tuple[str, str, str]]] = {
             name: [request] for name, request in scenarios.items()

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import httpx
 
@@ -357,10 +357,7 @@ def scenarios(ctx: Context) -> list[Scenario]:
     tags = ",".join(seeding.FILTER_TAGS)
 
     def searches(words: Sequence[str]) -> list[Request]:
-        query = {"stage": seeding.FILTER_STAGE.value}
-        return [
-            ("GET", f"{path}?{urlencode({'search': w, **query})}&tags={tags}", None) for w in words
-        ]
+        return [("GET", f"{path}?{seeding.filtered_query(w)}", None) for w in words]
 
     logins = [
         (

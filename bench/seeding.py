@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest import mock
+from urllib.parse import urlencode
 
 from creativeflow.db import ids
 from creativeflow.ideas.models import Idea, IdeaCounter, IdeaPriority, IdeaStage
@@ -167,6 +168,13 @@ SEARCH_WORDS = ["productivity", "podcast", "photography", "keyboards", "sourdoug
 RARE_SEARCH_WORDS = ["kombucha", "zeppelin"]
 FILTER_STAGE = IdeaStage.DRAFT
 FILTER_TAGS = ("video", "tutorial")
+
+
+def filtered_query(word: str) -> str:
+    """The query string of the `filtered` scenarios: `word` with the stage and tags."""
+    search = urlencode({"search": word, "stage": FILTER_STAGE.value})
+    return f"{search}&tags={','.join(FILTER_TAGS)}"
+
 
 HISTORY = timedelta(days=3 * 365)
 # Columns are read from the model at run time, so a column added later (like `tag_keys`) is

@@ -487,7 +487,8 @@ async def fetch_page(
 def _walk_complete(rows: Sequence[DriverRow], limit: int) -> bool:
     """Whether a bounded walk's page is the page: it filled, or the owner has no more ideas
     than the budget, so the walk saw all of its range (the usual case, and a second query
-    for every small account would buy nothing)."""
+    for every small account would buy nothing). The owner's count comes with the rows, so an
+    empty page cannot tell, and is read again."""
     if len(rows) > limit:
         return True
     total = rows[0][COUNTER_TOTAL] if rows else None
