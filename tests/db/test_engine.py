@@ -1,8 +1,11 @@
-"""The embedded SQLite database: WAL, foreign keys and savepoints on every connection."""
+"""The engines: SQLite with WAL, foreign keys and savepoints on every connection; PostgreSQL
+replacing pooled connections the server closed, without pinging."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from creativeflow.db import migrate
 from creativeflow.db.engine import create_engine, writer_engine
+from tests.databases import empty_database
 
 
 @pytest.fixture
@@ -94,3 +98,43 @@ async def test_write_transactions_take_the_lock_up_front(sqlite_url: str) -> Non
     finally:
         await engine.dispose()
     assert "BEGIN IMMEDIATE" in statements
+
+
+@pytest.fixture
+def postgres_url(tmp_path: Path) -> Iterator[str]:
+    with empty_database("postgresql", tmp_path) as url:
+        yield url
+
+
+async def test_postgresql_replaces_a_connection_the_server_closed_without_pinging(
+    postgres_url: str,
+) -> None:
+    """No pre-ping: a checkout sends nothing, yet a pooled connection whose backend the
+    server ended is replaced, not handed out."""
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0)
+    pid_query = text("SELECT pg_backend_pid()")
+    try:
+        async with engine.connect() as connection:
+            first_pid = (await connection.execute(pid_query)).scalar_one()
+            driver = (await connection.get_raw_connection()).driver_connection
+        sent: list[str] = []  # what the driver sends as plain queries: pings, BEGIN, ROLLBACK
+        driver.add_query_logger(lambda record: sent.append(record.query))
+        async with engine.connect() as connection:
+            assert (await connection.execute(pid_query)).scalar_one() == first_pid
+        # The connection's own transaction only: a pre-ping would add "BEGIN;", ";" and
+        # "ROLLBACK;" first (the SELECT goes as a prepared statement, which is not logged).
+        assert sent == ["BEGIN;", "ROLLBACK;"]
+
+        admin = create_engine(postgres_url, null_pool=True)
+        async with admin.connect() as connection:
+            assert await connection.scalar(
+                text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": first_pid}
+            )
+        await admin.dispose()
+        await asyncio.sleep(0.2)  # the loop reads the server's goodbye
+
+        async with engine.connect() as connection:
+            second_pid = (await connection.execute(pid_query)).scalar_one()
+        assert second_pid != first_pid
+    finally:
+        await engine.dispose()

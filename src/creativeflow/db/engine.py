@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -40,7 +41,10 @@ def create_engine(
         kwargs["poolclass"] = NullPool
     elif not is_sqlite(url):
         kwargs.update(
-            pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True, pool_recycle=3600
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_pre_ping=not is_asyncpg(url),  # asyncpg: see `_discard_closed_connections`
+            pool_recycle=3600,
         )
     if is_sqlite(url):
         # The driver's timeout is SQLite's busy timeout: a writer waits up to 15 s for the lock.
@@ -48,7 +52,30 @@ def create_engine(
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
         _configure_sqlite(engine)
+    elif is_asyncpg(url) and not null_pool:
+        _discard_closed_connections(engine)
     return engine
+
+
+def is_asyncpg(url: str) -> bool:
+    return url.startswith("postgresql+asyncpg")
+
+
+def _discard_closed_connections(engine: AsyncEngine) -> None:
+    """What a pre-ping is for, without its round trips: a pooled connection the server has
+    closed (restart, idle timeout, `pg_terminate_backend`) is replaced when it is checked out.
+
+    asyncpg notices the close as it happens, on the event loop, so `is_closed()` answers
+    without asking the server. SQLAlchemy's pre-ping on asyncpg asks three times (BEGIN, `;`,
+    ROLLBACK, for pgbouncer's sake): a session that reads one row made six round trips
+    instead of three, and `GET /auth/me` cost 2.1 ms of CPU instead of ~1.4 ms. A connection
+    lost silently (no FIN) still fails its first statement, which invalidates the pool: each
+    of its other connections is then replaced at its next checkout."""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if dbapi_connection.driver_connection.is_closed():
+            raise DisconnectionError("the server closed this pooled connection")
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
