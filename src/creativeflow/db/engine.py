@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
+from creativeflow.db import sqlite_driver
+
 # Execution option read by the SQLite BEGIN hook below; write requests ask for IMMEDIATE.
 SQLITE_BEGIN = "creativeflow_sqlite_begin"
 
@@ -86,6 +88,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     writers queue on the busy timeout instead of failing on a lock upgrade.
     """
 
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        # The dialect's own connect (URL and connect_args as usual), with our aiosqlite.
+        return dialect.loaded_dbapi.connect(
+            *cargs, async_creator_fn=sqlite_driver.connect, **cparams
+        )
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
@@ -98,7 +107,11 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        driver = connection.connection.driver_connection
+        if mode == "DEFERRED" and isinstance(driver, sqlite_driver.FewHopConnection):
+            driver.begin_deferred()
+        else:
+            connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
