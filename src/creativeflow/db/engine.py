@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -48,6 +48,12 @@ def create_engine(
             pool_pre_ping=not is_asyncpg(url),  # asyncpg: see `_discard_closed_connections`
             pool_recycle=3600,
         )
+    elif make_url(url).database not in (None, "", ":memory:"):
+        # A file: as many connections as on PostgreSQL. With SQLAlchemy's default (5 + 10),
+        # 32 requests at once queue for one, and that queue is not fair: a waiter woken for
+        # a returned connection can lose it to a newcomer and go to the back (GET /auth/me,
+        # 32 connections: a dozen requests in ten seconds waited over 2 s).
+        kwargs.update(pool_size=pool_size, max_overflow=max_overflow)
     if is_sqlite(url):
         # The driver's timeout is SQLite's busy timeout: a writer waits up to 15 s for the lock.
         kwargs["connect_args"] = {"timeout": 15}
