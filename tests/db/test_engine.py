@@ -141,8 +141,8 @@ async def test_postgresql_replaces_a_connection_the_server_closed_without_pingin
 
 
 async def test_a_sqlite_file_gets_a_pool_as_large_as_postgresqls(sqlite_url: str) -> None:
-    """SQLAlchemy's default (5 + 10) is fewer than the requests one worker serves at once, and
-    its queue lets newcomers take a returned connection before those already waiting."""
+    """SQLAlchemy's default for SQLite (5 + 10) is fewer than the requests one worker serves
+    at once."""
     engine = create_engine(sqlite_url, pool_size=20, max_overflow=20)
     try:
         assert engine.pool.size() == 20  # type: ignore[attr-defined]

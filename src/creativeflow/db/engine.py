@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 
 from creativeflow.db import sqlite_driver
+from creativeflow.db.pool import FirstComePool
 
 # Execution option read by the SQLite BEGIN hook below; write requests ask for IMMEDIATE.
 SQLITE_BEGIN = "creativeflow_sqlite_begin"
@@ -43,17 +44,16 @@ def create_engine(
         kwargs["poolclass"] = NullPool
     elif not is_sqlite(url):
         kwargs.update(
+            poolclass=FirstComePool,
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_pre_ping=not is_asyncpg(url),  # asyncpg: see `_discard_closed_connections`
             pool_recycle=3600,
         )
     elif make_url(url).database not in (None, "", ":memory:"):
-        # A file: as many connections as on PostgreSQL. With SQLAlchemy's default (5 + 10),
-        # 32 requests at once queue for one, and that queue is not fair: a waiter woken for
-        # a returned connection can lose it to a newcomer and go to the back (GET /auth/me,
-        # 32 connections: a dozen requests in ten seconds waited over 2 s).
-        kwargs.update(pool_size=pool_size, max_overflow=max_overflow)
+        # A file: the same pool as PostgreSQL's. SQLAlchemy's default for SQLite (5 + 10) is
+        # fewer than the requests one worker serves at once.
+        kwargs.update(poolclass=FirstComePool, pool_size=pool_size, max_overflow=max_overflow)
     if is_sqlite(url):
         # The driver's timeout is SQLite's busy timeout: a writer waits up to 15 s for the lock.
         kwargs["connect_args"] = {"timeout": 15}

@@ -41,6 +41,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
 from creativeflow.db.engine import json_deserializer
+from creativeflow.db.pool import FirstComePool
 
 T = TypeVar("T")
 SQLITE_MMAP_BYTES = 1 << 30  # address space, not memory: only the pages read are mapped in
@@ -356,6 +357,7 @@ def create_read_connections(
         # Every connection is kept: overflow connections are opened for a burst and closed
         # after each use (32 connections on a pool of 20: a new PostgreSQL connection, TLS
         # attempt included, on a third of the requests).
+        poolclass=FirstComePool,
         pool_size=pool_size + max_overflow,
         max_overflow=0,
         pool_recycle=3600,
