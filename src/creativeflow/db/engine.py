@@ -50,7 +50,7 @@ def create_engine(
             pool_pre_ping=not is_asyncpg(url),  # asyncpg: see `_discard_closed_connections`
             pool_recycle=3600,
         )
-    elif make_url(url).database not in (None, "", ":memory:"):
+    elif is_sqlite_file(url):
         # A file: the same pool as PostgreSQL's. SQLAlchemy's default for SQLite (5 + 10) is
         # fewer than the requests one worker serves at once.
         kwargs.update(poolclass=FirstComePool, pool_size=pool_size, max_overflow=max_overflow)
@@ -63,6 +63,11 @@ def create_engine(
     elif is_asyncpg(url) and not null_pool:
         _discard_closed_connections(engine)
     return engine
+
+
+def is_sqlite_file(url: str) -> bool:
+    """SQLite on a file, not in memory (where each connection would be a database of its own)."""
+    return is_sqlite(url) and make_url(url).database not in (None, "", ":memory:")
 
 
 def is_asyncpg(url: str) -> bool:

@@ -40,7 +40,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
-from creativeflow.db.engine import json_deserializer
+from creativeflow.db.engine import is_sqlite_file, json_deserializer
 from creativeflow.db.pool import FirstComePool
 
 T = TypeVar("T")
@@ -347,7 +347,7 @@ def create_read_connections(
 ) -> ReadConnections:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database in (None, "", ":memory:"):
+        if not is_sqlite_file(url):
             # A second engine would open a second, empty in-memory database.
             raise ValueError("the read path needs a SQLite file, not an in-memory database")
         return SQLiteThreadReads(url)
