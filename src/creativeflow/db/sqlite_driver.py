@@ -18,6 +18,7 @@ use it at once; `check_same_thread` is off for that reason.
 from __future__ import annotations
 
 import sqlite3
+from collections import deque
 from collections.abc import Iterable
 from functools import partial
 from typing import Any
@@ -42,30 +43,31 @@ class FewHopConnection(aiosqlite.Connection):
 
 class FewHopCursor(aiosqlite.Cursor):
     """A cursor whose `execute` brings back the statement's rows; the fetches then read them
-    without a trip to the thread."""
+    without a trip to the thread (from the left, so streaming them row by row stays linear)."""
 
-    _rows: list[Any] | None = None
+    _rows: deque[Any] | None = None
 
     async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> FewHopCursor:
-        self._rows = await self._execute(_execute_and_fetch, self._cursor, sql, parameters or ())
+        rows = await self._execute(_execute_and_fetch, self._cursor, sql, parameters or ())
+        self._rows = None if rows is None else deque(rows)
         return self
 
     async def fetchone(self) -> Any:
         if self._rows is None:
             return await super().fetchone()
-        return self._rows.pop(0) if self._rows else None
+        return self._rows.popleft() if self._rows else None
 
     async def fetchmany(self, size: int | None = None) -> list[Any]:
         if self._rows is None:
             return list(await super().fetchmany(size))
-        size = self.arraysize if size is None else size
-        rows, self._rows = self._rows[:size], self._rows[size:]
-        return rows
+        count = min(self.arraysize if size is None else size, len(self._rows))
+        return [self._rows.popleft() for _ in range(count)]
 
     async def fetchall(self) -> list[Any]:
         if self._rows is None:
             return list(await super().fetchall())
-        rows, self._rows = self._rows, []
+        rows = list(self._rows)
+        self._rows.clear()
         return rows
 
     async def close(self) -> None:
