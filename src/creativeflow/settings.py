@@ -64,6 +64,63 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = 20
     login_failure_window_seconds: int = 900
 
+    # -- jobs ----------------------------------------------------------------------------------
+    # Unset: jobs run in the API process (JOB_CONCURRENCY at a time). Set (redis://... or
+    # amqp://...): `creativeflow worker` processes run them and the API process runs none.
+    celery_broker_url: str | None = None
+    job_concurrency: int = Field(default=4, ge=1, le=256)
+    # Threads for CPU-heavy job kinds (image rendering, PDFs) so the event loop keeps serving.
+    job_cpu_threads: int = Field(default=2, ge=1, le=64)
+    job_retention_days: int = Field(default=30, ge=1)
+    job_default_max_attempts: int = Field(default=3, ge=1, le=20)
+    # A running job's holder writes a heartbeat this often; one silent for the timeout is lost.
+    job_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    job_heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
+    # How often the sweeper looks for lost workers, lost wake-ups and due retries.
+    job_sweep_seconds: float = Field(default=5.0, gt=0)
+    # A queued job not claimed this long after its wake-up gets another one (Celery mode).
+    job_wakeup_resend_seconds: float = Field(default=60.0, gt=0)
+    # Extra modules imported at start-up that register job kinds (plug-ins, tests).
+    job_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # -- AI providers --------------------------------------------------------------------------
+    # One provider, or a fallback chain tried in order (TEXT_PROVIDERS=openai,local).
+    text_provider: str = "local"
+    text_providers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    image_provider: str = "local"
+    image_providers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # artnex.md: interactive AI calls finish within 5 s; calls made by jobs may take longer.
+    provider_interactive_timeout_seconds: float = Field(default=5.0, gt=0)
+    provider_job_timeout_seconds: float = Field(default=120.0, gt=0)
+    # Retries of one call on 429, 5xx and connection errors, with exponential backoff.
+    provider_max_retries: int = Field(default=2, ge=0, le=10)
+    provider_retry_backoff_seconds: float = Field(default=0.5, ge=0)
+
+    # OpenAI-compatible API: OpenAI, Ollama (http://localhost:11434/v1), vLLM, LM Studio, LocalAI.
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: SecretStr | None = None
+    openai_text_model: str = "gpt-4o-mini"
+    openai_image_model: str = "gpt-image-1"
+    ideogram_base_url: str = "https://api.ideogram.ai"
+    ideogram_api_key: SecretStr | None = None
+    ideogram_model: str = "V_2"
+    # ComfyUI server; its workflow is the shipped template unless COMFYUI_WORKFLOW_FILE is set.
+    comfyui_url: str | None = None
+    comfyui_workflow_file: Path | None = None
+    comfyui_checkpoint: str = "sd_xl_base_1.0.safetensors"
+    # AUTOMATIC1111 / Forge web UI started with --api.
+    automatic1111_url: str | None = None
+    automatic1111_steps: int = Field(default=25, ge=1, le=150)
+
+    # -- object storage ------------------------------------------------------------------------
+    # Unset: files live under DATA_DIR/objects. Set: an S3-compatible bucket (needs the s3 extra).
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_prefix: str = ""
+
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -75,6 +132,16 @@ class Settings(BaseSettings):
         if isinstance(value, list | tuple):
             origins = (str(origin).strip().rstrip("/") for origin in value)
             return [origin for origin in origins if origin]
+        return value
+
+    @field_validator("job_modules", "text_providers", "image_providers", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        if isinstance(value, list | tuple):
+            return [str(name).strip() for name in value if str(name).strip()]
         return value
 
     @field_validator("environment", mode="before")
@@ -114,6 +181,14 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def text_provider_chain(self) -> list[str]:
+        return self.text_providers or [self.text_provider]
+
+    @property
+    def image_provider_chain(self) -> list[str]:
+        return self.image_providers or [self.image_provider]
 
     @property
     def external_tokens_enabled(self) -> bool:

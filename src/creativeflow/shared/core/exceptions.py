@@ -86,3 +86,25 @@ class RateLimitedException(BaseAPIException):
         kwargs.setdefault("headers", {"Retry-After": str(max(1, retry_after))})
         kwargs.setdefault("data", {"retry_after": max(1, retry_after)})
         super().__init__(detail, **kwargs)
+
+
+class GenerationError(BaseAPIException):
+    """An AI provider failed, timed out or answered something unusable (graphic-novel-api.md
+    names it; 502 because the failure is upstream of us, not in the request)."""
+
+    status_code = 502
+    code = "GENERATION_FAILED"
+    title = "Bad Gateway"
+
+
+class QuotaExceededError(BaseAPIException):
+    """A provider's (or the caller's) quota is used up; retry after `retry_after` seconds."""
+
+    status_code = 429
+    code = "QUOTA_EXCEEDED"
+    title = "Too Many Requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 60, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": str(max(1, retry_after))})
+        kwargs.setdefault("data", {"retry_after": max(1, retry_after)})
+        super().__init__(detail, **kwargs)

@@ -1,0 +1,1 @@
+"""Files and images: storage, the images table, serving bytes to who may read them."""

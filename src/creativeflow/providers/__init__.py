@@ -1,0 +1,1 @@
+"""AI text and image providers behind one registry (DESIGN.md "Engines")."""
