@@ -1,4 +1,4 @@
-"""The `creativeflow` command: serve, db, users, openapi."""
+"""The `creativeflow` command: serve, worker, db, users, openapi."""
 
 from __future__ import annotations
 
@@ -69,6 +69,47 @@ def serve(
         # serve at once, uvloop leaves some sockets waiting far longer than others (list of 20
         # at 64 connections: p99 481 ms against 68 ms, at the same throughput).
         loop="asyncio",
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Jobs run at once: one worker process each")
+    ] = 2,
+    loglevel: Annotated[str, typer.Option(help="Celery's log level")] = "INFO",
+    name: Annotated[
+        str | None, typer.Option(help="Celery node name (default: creativeflow-<pid>@<host>)")
+    ] = None,
+) -> None:
+    """Run jobs from CELERY_BROKER_URL (Redis or RabbitMQ); also sweeps lost jobs."""
+    from creativeflow.jobs.celery_app import create_celery, install_worker_sweeper
+    from creativeflow.jobs.kinds import load_job_modules
+    from creativeflow.jobs.wakers import JOBS_QUEUE
+
+    settings = _settings()
+    if not settings.celery_broker_url:
+        typer.secho(
+            "CELERY_BROKER_URL is not set: without a broker, `creativeflow serve` runs the jobs "
+            "itself",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(2)
+    # Fail here, not in the first job, when a JOB_MODULES entry cannot be imported.
+    load_job_modules(settings.job_modules)
+    celery = create_celery(settings)
+    install_worker_sweeper(settings)
+    celery.worker_main(
+        [
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--loglevel={loglevel}",
+            f"--queues={JOBS_QUEUE}",
+            f"--hostname={name or f'creativeflow-{os.getpid()}@%h'}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
     )
 
 
@@ -192,3 +233,7 @@ def openapi() -> None:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":  # python -m creativeflow.cli (tests start workers this way)
+    main()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -12,6 +14,7 @@ from jwt.algorithms import RSAAlgorithm
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from creativeflow.assets.storage import ObjectStorage, build_storage
 from creativeflow.db.engine import create_engine, create_session_factory, writer_engine
 from creativeflow.db.reads import ReadConnections, create_read_connections
 from creativeflow.identity.principal_cache import PrincipalCache
@@ -22,6 +25,8 @@ from creativeflow.identity.revocation import (
 )
 from creativeflow.identity.service import AuthContext
 from creativeflow.identity.throttle import LoginThrottle, limits_storage
+from creativeflow.providers.base import ImageProvider, TextProvider
+from creativeflow.providers.registry import build_image_provider, build_text_provider
 from creativeflow.settings import ConfigurationError, Settings
 from creativeflow.shared.messaging.bus import EventBus
 from creativeflow.shared.security.auth import (
@@ -30,6 +35,9 @@ from creativeflow.shared.security.auth import (
     TokenVerifier,
     configure_token_verifier,
 )
+
+if TYPE_CHECKING:
+    from creativeflow.jobs.engine import JobEngine
 
 
 def _redis(url: str) -> Redis:
@@ -45,11 +53,18 @@ class Platform:
     write_sessions: async_sessionmaker[AsyncSession]
     auth: AuthContext
     events: EventBus
+    text_provider: TextProvider
+    image_provider: ImageProvider
+    storage: ObjectStorage
+    # Image rendering and other CPU work of providers, off the event loop.
+    render_executor: ThreadPoolExecutor
     redis: Redis | None = None
     # SQLite takes one writer at a time: write requests queue here, in arrival order, instead
     # of polling the file lock with SQLite's sleeping busy handler (1, 2, 5 ... 100 ms naps:
     # 32 concurrent creates had a p99 over a second). None on PostgreSQL.
     write_gate: asyncio.Lock | None = None
+    # Built right after the platform (it needs it): how this process wakes and runs jobs.
+    jobs: JobEngine = field(init=False)
 
     @property
     def reads(self) -> ReadConnections:
@@ -57,13 +72,21 @@ class Platform:
         return self.auth.reads
 
     async def close(self) -> None:
+        await self.jobs.stop()
+        await self.text_provider.aclose()
+        await self.image_provider.aclose()
+        await self.storage.aclose()
+        self.render_executor.shutdown(wait=False, cancel_futures=True)
         if self.redis is not None:
             await self.redis.aclose()
         await self.reads.close()
         await self.engine.dispose()
 
 
-def build_platform(settings: Settings, engine: AsyncEngine | None = None) -> Platform:
+def build_platform(
+    settings: Settings, engine: AsyncEngine | None = None, *, role: str = "api"
+) -> Platform:
+    """`role` names this process in job workers' ids: `api`, `worker`, `sweeper`."""
     settings.ensure_data_dir()
     engine = engine or create_engine(
         settings.resolved_database_url(),
@@ -101,16 +124,27 @@ def build_platform(settings: Settings, engine: AsyncEngine | None = None) -> Pla
         principals=PrincipalCache(ttl_seconds=settings.principal_cache_seconds),
         reads=reads,
     )
-    return Platform(
+    render_executor = ThreadPoolExecutor(
+        max_workers=settings.job_cpu_threads, thread_name_prefix="render"
+    )
+    platform = Platform(
         settings=settings,
         engine=engine,
         read_sessions=create_session_factory(engine),
         write_sessions=create_session_factory(writer_engine(engine)),
         auth=auth,
         events=EventBus(),
+        text_provider=build_text_provider(settings),
+        image_provider=build_image_provider(settings, render_executor),
+        storage=build_storage(settings),
+        render_executor=render_executor,
         redis=redis,
         write_gate=asyncio.Lock() if engine.dialect.name == "sqlite" else None,
     )
+    from creativeflow.jobs.engine import JobEngine
+
+    platform.jobs = JobEngine(platform, role=role)
+    return platform
 
 
 def _external_issuer(settings: Settings) -> ExternalIssuer | None:

@@ -34,6 +34,10 @@ class Permission(StrEnum):
     IDEAS_UPDATE = "ideas:update"
     IDEAS_DELETE = "ideas:delete"
 
+    # Starting AI generation (text tasks, images): every built-in role may; a custom role
+    # without it reads its jobs and results but starts none.
+    GENERATION_CREATE = "generation:create"
+
 
 class BuiltinRole(StrEnum):
     ADMIN = "admin"
@@ -61,12 +65,14 @@ BUILTIN_ROLE_PERMISSIONS: dict[BuiltinRole, list[Permission]] = {
         Permission.REPORTS_READ,
         Permission.REPORTS_EXPORT,
         Permission.ANALYTICS_VIEW,
+        Permission.GENERATION_CREATE,
         *_IDEAS,
     ],
     BuiltinRole.VIEWER: [
         Permission.BRANDS_READ,
         Permission.CAMPAIGNS_READ,
         Permission.REPORTS_READ,
+        Permission.GENERATION_CREATE,
         *_IDEAS,
     ],
 }

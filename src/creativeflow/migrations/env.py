@@ -11,8 +11,11 @@ from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
+import creativeflow.assets.models
 import creativeflow.ideas.models
-import creativeflow.identity.models  # noqa: F401  (registers the tables)
+import creativeflow.identity.models
+import creativeflow.jobs.models
+import creativeflow.providers.models  # noqa: F401  (registers the tables)
 from creativeflow.db.base import Base
 from creativeflow.db.types import JSONDocument, OrderedEnum, UTCDateTime
 

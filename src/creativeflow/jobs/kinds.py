@@ -1,0 +1,106 @@
+"""Job kinds: what modules register so the engine can run their work.
+
+A kind is a name (`stories.generate_panel`), the model its input must satisfy, the handler
+that does the work, a time limit, a retry policy and whether it is CPU-heavy. An async handler
+runs on the event loop and must only await (network, database, executors); a CPU-heavy kind's
+handler is a plain function the runner calls in a worker thread, so the loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from creativeflow.jobs.context import JobContext, SyncJobContext
+
+JobResult = dict[str, Any]
+AsyncHandler = Callable[["JobContext", Any], Awaitable[JobResult]]
+SyncHandler = Callable[["SyncJobContext", Any], JobResult]
+
+# Modules whose import registers the platform's own kinds.
+BUILTIN_JOB_MODULES = ("creativeflow.jobs.maintenance", "creativeflow.providers.jobs")
+
+
+@dataclass(frozen=True, slots=True)
+class Retries:
+    """How a failed attempt is retried. `max_attempts` None takes JOB_DEFAULT_MAX_ATTEMPTS.
+    Only failures that may pass (a provider that is down or rate limiting, a lost worker) are
+    retried; a bug or bad input fails at once."""
+
+    max_attempts: int | None = None
+    backoff_seconds: float = 5.0
+    max_backoff_seconds: float = 300.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.max_backoff_seconds, self.backoff_seconds * 2 ** max(0, attempt - 1))
+
+
+@dataclass(frozen=True, slots=True)
+class JobKind:
+    name: str
+    input_model: type[BaseModel]
+    handler: AsyncHandler | SyncHandler
+    description: str = ""
+    time_limit_seconds: float = 600.0
+    retries: Retries = field(default_factory=Retries)
+    cpu_heavy: bool = False
+
+
+class JobKindRegistry:
+    def __init__(self) -> None:
+        self._kinds: dict[str, JobKind] = {}
+
+    def register(self, kind: JobKind) -> JobKind:
+        existing = self._kinds.get(kind.name)
+        if existing is not None and existing.handler is not kind.handler:
+            raise ValueError(f"job kind {kind.name!r} is registered twice")
+        self._kinds[kind.name] = kind
+        return kind
+
+    def get(self, name: str) -> JobKind | None:
+        return self._kinds.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._kinds)
+
+
+job_kinds = JobKindRegistry()
+
+
+def job_kind(
+    name: str,
+    input_model: type[BaseModel],
+    *,
+    description: str = "",
+    time_limit_seconds: float = 600.0,
+    retries: Retries | None = None,
+    cpu_heavy: bool = False,
+) -> Callable[[Any], Any]:
+    """Decorator registering the function below it as the handler of kind `name`."""
+
+    def register(handler: AsyncHandler | SyncHandler) -> AsyncHandler | SyncHandler:
+        job_kinds.register(
+            JobKind(
+                name=name,
+                input_model=input_model,
+                handler=handler,
+                description=description,
+                time_limit_seconds=time_limit_seconds,
+                retries=retries or Retries(),
+                cpu_heavy=cpu_heavy,
+            )
+        )
+        return handler
+
+    return register
+
+
+def load_job_modules(extra: Iterable[str] = ()) -> None:
+    """Import the modules that register kinds: the platform's own and JOB_MODULES."""
+    for module in (*BUILTIN_JOB_MODULES, *extra):
+        importlib.import_module(module)

@@ -1,0 +1,230 @@
+"""Job rules: submitting (idempotently), reading, cancelling and retrying.
+
+Services flush, never commit: a job submitted by a request is written in the request's
+transaction, and its wake-up goes out only after that commits (`JobQueuedEvent`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from creativeflow.access import ensure_writable
+from creativeflow.db.ids import uuid7
+from creativeflow.db.types import utcnow
+from creativeflow.identity.principal import Principal
+from creativeflow.jobs.errors import JobNotFound, JobStateConflict
+from creativeflow.jobs.events import JobQueuedEvent
+from creativeflow.jobs.kinds import job_kinds
+from creativeflow.jobs.models import Job, JobStatus
+from creativeflow.jobs.repository import JobFilters, JobRepository
+from creativeflow.shared.core.exceptions import (
+    ConflictException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from creativeflow.shared.messaging.bus import record_event
+
+MIN_PRIORITY, MAX_PRIORITY = -10, 10
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    type: str
+    id: uuid.UUID
+
+
+def input_fingerprint(kind: str, data: dict[str, Any], subject: Subject | None) -> str:
+    """What "the same input" means for an Idempotency-Key: kind, input and subject."""
+    canonical = json.dumps(
+        {
+            "kind": kind,
+            "input": data,
+            "subject": [subject.type, str(subject.id)] if subject else None,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class JobService:
+    def __init__(
+        self, session: AsyncSession, principal: Principal | None, *, default_max_attempts: int
+    ) -> None:
+        """`principal` None submits as the platform itself (scheduled maintenance)."""
+        self.session = session
+        self.principal = principal
+        self.jobs = JobRepository(session)
+        self.default_max_attempts = default_max_attempts
+
+    # -- submitting ----------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        kind_name: str,
+        data: BaseModel | dict[str, Any],
+        *,
+        subject: Subject | None = None,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+        retried_from: uuid.UUID | None = None,
+    ) -> tuple[Job, bool]:
+        """The queued job, and whether it is new (False: the same Idempotency-Key and input
+        were submitted before, and that job is returned)."""
+        kind = job_kinds.get(kind_name)
+        if kind is None:
+            raise ValidationException.for_field("kind", f"unknown job kind {kind_name!r}")
+        if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+            raise ValidationException.for_field(
+                "priority", f"must be between {MIN_PRIORITY} and {MAX_PRIORITY}"
+            )
+        model = data if isinstance(data, BaseModel) else kind.input_model.model_validate(data)
+        document = model.model_dump(mode="json")
+        if subject is not None and self.principal is not None:
+            await ensure_writable(self.session, self.principal, subject.type, subject.id)
+        owner_id = self.principal.user_id if self.principal else None
+        fingerprint = input_fingerprint(kind_name, document, subject)
+        if idempotency_key is not None:
+            existing = await self._same_key(owner_id, idempotency_key, fingerprint)
+            if existing is not None:
+                return existing, False
+        now = utcnow()
+        job = Job(
+            id=uuid7(),
+            kind=kind_name,
+            owner_id=owner_id,
+            subject_type=subject.type if subject else None,
+            subject_id=subject.id if subject else None,
+            status=JobStatus.QUEUED,
+            sequence=1,
+            progress=0.0,
+            input=document,
+            input_hash=fingerprint,
+            attempts=0,
+            max_attempts=kind.retries.max_attempts or self.default_max_attempts,
+            priority=priority,
+            idempotency_key=idempotency_key,
+            retried_from=retried_from,
+            queued_at=now,
+            run_after=now,
+            # Its wake-up goes out when the transaction commits; the sweeper re-sends it if
+            # nobody has claimed the job long after.
+            woken_at=now,
+            cancel_requested=False,
+            created_by=owner_id,
+            updated_by=owner_id,
+        )
+        try:
+            async with self.session.begin_nested():
+                self.session.add(job)
+        except IntegrityError:
+            # A concurrent request with the same key won the insert: answer with its job.
+            if idempotency_key is None:
+                raise
+            existing = await self._same_key(owner_id, idempotency_key, fingerprint)
+            if existing is None:
+                raise
+            return existing, False
+        record_event(self.session.info, JobQueuedEvent(job_id=job.id, kind=kind_name))
+        return job, True
+
+    async def _same_key(self, owner_id: uuid.UUID | None, key: str, fingerprint: str) -> Job | None:
+        existing = await self.jobs.by_idempotency_key(owner_id, key)
+        if existing is not None and existing.input_hash != fingerprint:
+            raise ConflictException(
+                "This Idempotency-Key was used with a different request",
+                code="IDEMPOTENCY_KEY_REUSED",
+                data={"job_id": str(existing.id)},
+            )
+        return existing
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _actor(self) -> Principal:
+        if self.principal is None:
+            raise RuntimeError("reading jobs needs a principal")
+        return self.principal
+
+    async def get(self, job_id: uuid.UUID, *, kinds: Sequence[str] = ()) -> Job:
+        """A job the caller may read (of one of `kinds`, when given); anything else is 404."""
+        job = await self.jobs.visible(self._actor(), job_id)
+        if job is None or (kinds and job.kind not in kinds):
+            raise JobNotFound("Job not found")
+        return job
+
+    async def queue_position(self, job: Job) -> int | None:
+        if job.status is not JobStatus.QUEUED:
+            return None
+        return await self.jobs.queue_position(job.id)
+
+    async def list_page(
+        self, filters: JobFilters, *, sort: str, descending: bool, limit: int, offset: int
+    ) -> tuple[Sequence[Job], int]:
+        return await self.jobs.list_page(
+            self._actor(), filters, sort=sort, descending=descending, limit=limit, offset=offset
+        )
+
+    # -- changing ------------------------------------------------------------------------------
+
+    async def _changeable(self, job_id: uuid.UUID, kinds: Sequence[str]) -> Job:
+        """A job the caller may cancel or retry: their own, one of a subject they may write,
+        or any job for an administrator. Someone who may only read the job's subject sees the
+        job, so is told why they cannot change it (403) rather than that it does not exist."""
+        actor = self._actor()
+        job = await self.get(job_id, kinds=kinds)
+        if actor.is_admin or job.owner_id == actor.user_id:
+            return job
+        if job.subject_type is not None and job.subject_id is not None:
+            with contextlib.suppress(NotFoundException):
+                await ensure_writable(self.session, actor, job.subject_type, job.subject_id)
+                return job
+        raise PermissionDeniedException(
+            "Only the job's owner, or someone who may change its subject, may do this",
+            code="JOB_NOT_CHANGEABLE",
+        )
+
+    async def cancel(self, job_id: uuid.UUID, *, kinds: Sequence[str] = ()) -> Job:
+        """A queued job never starts; a running one stops at its next progress point (or
+        heartbeat); a finished one is 409."""
+        job = await self._changeable(job_id, kinds)
+        if job.status.finished:
+            raise JobStateConflict(
+                f"The job has already {job.status.value}", data={"job_status": job.status.value}
+            )
+        now = utcnow()
+        if not await self.jobs.cancel_queued(job.id, now):
+            # Running, or claimed between our read and this update.
+            await self.jobs.request_cancel(job.id, now)
+        await self.session.refresh(job)
+        return job
+
+    async def retry(self, job_id: uuid.UUID, *, kinds: Sequence[str] = ()) -> Job:
+        """A failed or cancelled job gets a new job with the same input that records where it
+        came from."""
+        job = await self._changeable(job_id, kinds)
+        if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+            raise JobStateConflict(
+                f"Only failed or cancelled jobs can be retried; this one is {job.status.value}",
+                data={"job_status": job.status.value},
+            )
+        subject = (
+            Subject(job.subject_type, job.subject_id)
+            if job.subject_type is not None and job.subject_id is not None
+            else None
+        )
+        retried, _ = await self.submit(
+            job.kind, job.input, subject=subject, priority=job.priority, retried_from=job.id
+        )
+        return retried

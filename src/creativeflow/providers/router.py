@@ -1,0 +1,275 @@
+"""The generic generation routes of graphic-novel-api.md, each answering with a job, and the
+usage ledger.
+
+`/generate/...` and `/tasks/...` are the spec's names for the job routes, limited to their own
+kind: a task's id is 404 on `/generate/status`, and the other way round.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Query, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from creativeflow.http.auth import CurrentPrincipal, DbSession, require_permission
+from creativeflow.http.headers import IdempotencyKey
+from creativeflow.http.pagination import Limit, Offset, Page
+from creativeflow.http.problems import error_responses
+from creativeflow.http.routing import api_router
+from creativeflow.identity.permissions import Permission
+from creativeflow.identity.principal import Principal
+from creativeflow.jobs.errors import JobStateConflict
+from creativeflow.jobs.models import JobStatus
+from creativeflow.jobs.repository import JobFilters
+from creativeflow.jobs.router import JobServiceDep, job_location, page_of_jobs, read_job
+from creativeflow.jobs.schemas import JobRead, JobSort, SortOrder
+from creativeflow.jobs.service import JobService, Subject
+from creativeflow.providers.jobs import IMAGE_KIND, TEXT_TASK_KIND
+from creativeflow.providers.schemas import (
+    ImageGenerationRequest,
+    ImageJobInput,
+    SubjectFields,
+    TaskCatalogEntry,
+    TaskExecutionRequest,
+    TaskResultRead,
+    TextTaskJobInput,
+    UsageTotal,
+)
+from creativeflow.providers.service import UsageService
+from creativeflow.providers.tasks import TASKS, task_catalog
+from creativeflow.shared.core.exceptions import ValidationException
+
+router = api_router(tags=["generation"])
+
+Generator = Annotated[Principal, Depends(require_permission(Permission.GENERATION_CREATE))]
+GenerationId = Annotated[uuid.UUID, Path(description="The generation's job id")]
+TaskId = Annotated[uuid.UUID, Path(description="The task's job id")]
+_SUBMITTED = error_responses(401, 403, 404, 409, 422)
+_IMAGE_KINDS = (IMAGE_KIND,)
+_TASK_KINDS = (TEXT_TASK_KIND,)
+
+
+async def _submit(
+    service: JobService,
+    response: Response,
+    kind: str,
+    data: Any,
+    fields: SubjectFields,
+    idempotency_key: str | None,
+) -> JobRead:
+    subject = (
+        Subject(fields.subject_type, fields.subject_id)
+        if fields.subject_type is not None and fields.subject_id is not None
+        else None
+    )
+    job, created = await service.submit(
+        kind, data, subject=subject, priority=fields.priority, idempotency_key=idempotency_key
+    )
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return job_location(response, JobRead.of(job))
+
+
+# -- images ------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/generate/image",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobRead,
+    summary="Generate images from a prompt (a job)",
+    description="Answers at once with the queued job; follow it at `/generate/status/{id}` "
+    "(or `/jobs/{id}`). When it succeeds, `result.images` lists the stored images, served at "
+    "`/api/v1/images/{id}`. Send an `Idempotency-Key` to make retries of this request safe.",
+    responses=_SUBMITTED,
+)
+async def generate_image(
+    body: ImageGenerationRequest,
+    _generator: Generator,
+    service: JobServiceDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> JobRead:
+    data = ImageJobInput.model_validate(body.model_dump(include=set(ImageJobInput.model_fields)))
+    return await _submit(service, response, IMAGE_KIND, data, body, idempotency_key)
+
+
+@router.get(
+    "/generate/status/{generation_id}",
+    response_model=JobRead,
+    summary="An image generation's status, progress and result",
+    responses=error_responses(401, 404, 422),
+)
+async def generation_status(generation_id: GenerationId, service: JobServiceDep) -> JobRead:
+    return await read_job(service, generation_id, _IMAGE_KINDS)
+
+
+@router.post(
+    "/generate/cancel/{generation_id}",
+    response_model=JobRead,
+    summary="Cancel an image generation",
+    description="As `POST /jobs/{id}/cancel`.",
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def cancel_generation(generation_id: GenerationId, service: JobServiceDep) -> JobRead:
+    return JobRead.of(await service.cancel(generation_id, kinds=_IMAGE_KINDS))
+
+
+@router.get(
+    "/generate/history",
+    response_model=Page[JobRead],
+    summary="Your image generations, newest first",
+    responses=error_responses(401, 422),
+)
+async def generation_history(
+    service: JobServiceDep,
+    status_filter: Annotated[list[JobStatus] | None, Query(alias="status")] = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> Page[JobRead]:
+    filters = JobFilters(statuses=status_filter or (), kinds=_IMAGE_KINDS)
+    return await page_of_jobs(
+        service,
+        filters,
+        sort=JobSort.CREATED_AT,
+        order=SortOrder.DESC,
+        limit=limit,
+        offset=offset,
+    )
+
+
+# -- text tasks --------------------------------------------------------------------------------
+
+
+@router.post(
+    "/tasks/execute",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobRead,
+    summary="Run an LLM task (a job)",
+    description="`task_type` is one of `GET /tasks/types`, and `input` must match its input "
+    "schema (errors name the field as `input.<name>`). The result, validated against the "
+    "task's output schema, is at `/tasks/{id}/result`.",
+    responses=_SUBMITTED,
+)
+async def execute_task(
+    body: TaskExecutionRequest,
+    _generator: Generator,
+    service: JobServiceDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> JobRead:
+    try:
+        task_input = TASKS[body.task_type].input_model.model_validate(body.input)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**err, "loc": ("body", "input", *err["loc"])} for err in exc.errors()]
+        ) from exc
+    data = TextTaskJobInput(
+        task_type=body.task_type,
+        input=task_input.model_dump(mode="json"),
+        seed=body.seed,
+        temperature=body.temperature,
+    )
+    return await _submit(service, response, TEXT_TASK_KIND, data, body, idempotency_key)
+
+
+@router.get(
+    "/tasks/types",
+    response_model=list[TaskCatalogEntry],
+    summary="The task types, with the JSON Schema of their input and output",
+    responses=error_responses(401),
+)
+async def task_types(_principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    return task_catalog()
+
+
+@router.get(
+    "/tasks/{task_id}/status",
+    response_model=JobRead,
+    summary="A task's status and progress",
+    responses=error_responses(401, 404, 422),
+)
+async def task_status(task_id: TaskId, service: JobServiceDep) -> JobRead:
+    return await read_job(service, task_id, _TASK_KINDS)
+
+
+@router.post(
+    "/tasks/{task_id}/cancel",
+    response_model=JobRead,
+    summary="Cancel a task",
+    description="As `POST /jobs/{id}/cancel`: text tasks can be cancelled while queued and "
+    "while running.",
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def cancel_task(task_id: TaskId, service: JobServiceDep) -> JobRead:
+    return JobRead.of(await service.cancel(task_id, kinds=_TASK_KINDS))
+
+
+@router.get(
+    "/tasks/{task_id}/result",
+    response_model=TaskResultRead,
+    summary="A finished task's result",
+    description="The output (valid against the task's output schema) with provider, model, "
+    "prompt, parameters, seed, timings and usage. A task that has not succeeded is 409 "
+    "JOB_NOT_FINISHED (queued or running) or JOB_FAILED / JOB_CANCELLED, with its status; "
+    "an unknown id is 404.",
+    responses=error_responses(401, 404, 409, 422),
+)
+async def task_result(task_id: TaskId, service: JobServiceDep) -> dict[str, Any]:
+    job = await service.get(task_id, kinds=_TASK_KINDS)
+    if job.status is JobStatus.SUCCEEDED and job.result is not None:
+        return job.result
+    codes = {JobStatus.FAILED: "JOB_FAILED", JobStatus.CANCELLED: "JOB_CANCELLED"}
+    raise JobStateConflict(
+        f"The task has no result: it is {job.status.value}"
+        + (f" ({job.error_message})" if job.error_message else ""),
+        code=codes.get(job.status, "JOB_NOT_FINISHED"),
+        data={"job_status": job.status.value, "progress": job.progress},
+    )
+
+
+# -- usage -------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/usage",
+    response_model=Page[UsageTotal],
+    summary="AI usage totals by day, provider and model",
+    description="Your calls, tokens and images per UTC day, provider and model, newest day "
+    "first. Administrators may pass `all=true` for everyone's, or `user_id`.",
+    responses=error_responses(401, 403, 422),
+    tags=["usage"],
+)
+async def usage_totals(
+    principal: CurrentPrincipal,
+    session: DbSession,
+    since: Annotated[datetime | None, Query(description="Inclusive, with a time zone")] = None,
+    until: Annotated[datetime | None, Query(description="Exclusive, with a time zone")] = None,
+    everyone: Annotated[bool, Query(alias="all")] = False,
+    user_id: uuid.UUID | None = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> Page[UsageTotal]:
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise ValidationException.for_field(name, "must include a time zone (e.g. Z)")
+    rows, total = await UsageService(session).totals(
+        principal,
+        everyone=everyone,
+        user_id=user_id,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
+    )
+    return Page[UsageTotal](
+        items=[UsageTotal.model_validate(dict(row)) for row in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+        has_more=offset + len(rows) < total,
+    )
