@@ -59,6 +59,8 @@ def _settings(database_url: str, data_dir: Path, **overrides: object) -> Setting
         "secret_key": "test-secret-key-with-enough-entropy-0123456789",
         "log_level": "WARNING",
         "allowed_origins": ["https://app.example.com"],
+        # Threads: a spawned render process per test would cost a second each.
+        "image_render_processes": 0,
         **overrides,
     }
     return Settings.model_validate(values)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -57,7 +58,7 @@ class Platform:
     image_provider: ImageProvider
     storage: ObjectStorage
     # Image rendering and other CPU work of providers, off the event loop.
-    render_executor: ThreadPoolExecutor
+    render_executor: Executor
     redis: Redis | None = None
     # SQLite takes one writer at a time: write requests queue here, in arrival order, instead
     # of polling the file lock with SQLite's sleeping busy handler (1, 2, 5 ... 100 ms naps:
@@ -124,9 +125,7 @@ def build_platform(
         principals=PrincipalCache(ttl_seconds=settings.principal_cache_seconds),
         reads=reads,
     )
-    render_executor = ThreadPoolExecutor(
-        max_workers=settings.job_cpu_threads, thread_name_prefix="render"
-    )
+    render_executor = _render_executor(settings)
     platform = Platform(
         settings=settings,
         engine=engine,
@@ -145,6 +144,19 @@ def build_platform(
 
     platform.jobs = JobEngine(platform, role=role)
     return platform
+
+
+def _render_executor(settings: Settings) -> Executor:
+    # A Celery worker's pool process is daemonic and may not have children; it is already
+    # one process of several, with no requests to keep serving, so it renders in threads.
+    if settings.image_render_processes == 0 or multiprocessing.current_process().daemon:
+        return ThreadPoolExecutor(max_workers=settings.job_cpu_threads, thread_name_prefix="render")
+    # Spawned, not forked: the parent holds an event loop, threads and database connections.
+    # Workers start on first use, so a process that renders nothing starts none.
+    return ProcessPoolExecutor(
+        max_workers=settings.image_render_processes,
+        mp_context=multiprocessing.get_context("spawn"),
+    )
 
 
 def _external_issuer(settings: Settings) -> ExternalIssuer | None:

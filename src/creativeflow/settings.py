@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     job_concurrency: int = Field(default=4, ge=1, le=256)
     # Threads for CPU-heavy job kinds (image rendering, PDFs) so the event loop keeps serving.
     job_cpu_threads: int = Field(default=2, ge=1, le=64)
+    # Processes that render the local provider's images. Rendering in threads holds the GIL
+    # long enough to delay the event loop (10 ms timer, four 1024x1024 renders: p99 25.5 ms
+    # late; in processes 6.6 ms, bench/jobs.py). 0 renders in threads (small machines, tests).
+    image_render_processes: int = Field(default=2, ge=0, le=64)
     job_retention_days: int = Field(default=30, ge=1)
     job_default_max_attempts: int = Field(default=3, ge=1, le=20)
     # A running job's holder writes a heartbeat this often; one silent for the timeout is lost.

@@ -35,6 +35,7 @@ FAST_JOBS = {
     "job_sweep_seconds": 0.3,
     "job_wakeup_resend_seconds": 5.0,
     "job_modules": ["tests.jobs.sample_kinds"],
+    "image_render_processes": 0,
 }
 
 

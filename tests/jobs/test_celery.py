@@ -110,10 +110,22 @@ async def test_a_job_submitted_through_the_api_runs_on_a_worker_and_never_in_the
             )
             assert response.status_code == 202, response.text
             done = await wait_for(platform, response.json()["id"], seconds=60)
+            # An image job renders on the worker (its pool process renders in threads).
+            response = await user.post(
+                "/api/v1/generate/image",
+                json={"prompt": "a lighthouse at dusk", "width": 256, "height": 256, "seed": 3},
+            )
+            assert response.status_code == 202, response.text
+            drawn = await wait_for(platform, response.json()["id"], seconds=60)
+            assert drawn.status is JobStatus.SUCCEEDED, drawn.error_message
+            assert drawn.result is not None
+            image = await user.get(f"/api/v1/images/{drawn.result['image_ids'][0]}")
     assert done.status is JobStatus.SUCCEEDED, done.error_message
     assert done.result is not None and done.result["provider"] == "local"
     assert done.worker_id is None  # released when finished
     assert "fox" in done.result["output"]["prompt"].lower()
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    assert image.content.startswith(b"\x89PNG")
 
 
 async def test_a_worker_killed_mid_job_leaves_it_retried_on_another_worker(

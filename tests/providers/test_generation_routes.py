@@ -5,12 +5,25 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from PIL import Image as PILImage
 
 from creativeflow.platform import Platform
 from tests.factories import UserFactory
 
 
+@pytest.fixture
+def settings_overrides(request: pytest.FixtureRequest) -> dict[str, object]:
+    return dict(getattr(request, "param", {}))
+
+
+# Rendered in threads (the tests' default) and in a spawned process, as `serve` renders.
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{}, {"image_render_processes": 1}],
+    indirect=True,
+    ids=["render-threads", "render-process"],
+)
 async def test_an_image_generation_stores_images_served_only_to_their_owner(
     users: UserFactory, platform: Platform
 ) -> None:

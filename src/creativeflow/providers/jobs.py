@@ -12,6 +12,7 @@ from typing import Any
 from creativeflow.assets.service import ImageService, StoredImage, put_image_bytes
 from creativeflow.db.ids import uuid7
 from creativeflow.jobs.context import JobContext
+from creativeflow.jobs.errors import JobFailed
 from creativeflow.jobs.kinds import Retries, job_kind
 from creativeflow.providers.base import ImageRequest
 from creativeflow.providers.errors import ProviderError
@@ -78,6 +79,8 @@ async def text_task(context: JobContext, data: TextTaskJobInput) -> dict[str, An
     retries=_PROVIDER_RETRIES,
 )
 async def generate_image(context: JobContext, data: ImageJobInput) -> dict[str, Any]:
+    if context.owner_id is None:
+        raise JobFailed("OWNER_REQUIRED", "Images belong to a user: submit this job as one")
     platform = context.platform
     provider = platform.image_provider
     request = ImageRequest(
@@ -152,12 +155,14 @@ async def generate_image(context: JobContext, data: ImageJobInput) -> dict[str, 
         "job_id": str(context.job_id),
     }
 
+    owner_id = context.owner_id
+
     async def record_images(session: Any) -> None:
         images = ImageService(session)
         for item, seed in zip(stored, seeds, strict=True):
             await images.record(
                 item,
-                owner_id=context.owner_id,  # type: ignore[arg-type]  # user jobs have owners
+                owner_id=owner_id,
                 subject_type=context.subject_type,
                 subject_id=context.subject_id,
                 job_id=context.job_id,

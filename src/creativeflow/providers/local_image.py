@@ -288,8 +288,8 @@ def _clause_line(prompt: str, name: str) -> str | None:
 
 
 def choose_text(raw: str, prompt: Prompt, design: str) -> tuple[str | None, str | None]:
-    """Headline and sub-line: quoted phrases first; for logos, banners and posters also a
-    brand-like name (banners and posters fall back to a headline from the key words)."""
+    """Headline and sub-line: quoted phrases first; for every design but plain pictures and
+    panels also a brand-like name (banners and posters fall back to the key words)."""
     if prompt.negative & TEXT_WORDS:
         return None, None
     quotes = list(prompt.quotes)
