@@ -27,7 +27,6 @@ from creativeflow.providers.base import (
     Progress,
     Usage,
 )
-from creativeflow.providers.comfyui import compose_prompt as diffusion_prompt
 from creativeflow.providers.errors import (
     MalformedResponse,
     ProviderError,
@@ -35,10 +34,11 @@ from creativeflow.providers.errors import (
     ProviderTimeout,
 )
 from creativeflow.providers.http import RetryPolicy, json_body, send
-from creativeflow.providers.openai import (
+from creativeflow.providers.remote import (
     DEFAULT_CLIENT_TIMEOUT,
     Deadline,
     decode_image,
+    diffusion_prompt,
     inspect_source,
     policy_from,
     within,

@@ -19,7 +19,7 @@ import secrets
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -48,6 +48,7 @@ from creativeflow.providers.errors import (
     ProviderUnavailable,
 )
 from creativeflow.providers.http import RetryPolicy, json_body, send
+from creativeflow.providers.remote import decode_image, diffusion_prompt
 from creativeflow.settings import Settings
 from creativeflow.shared.core.logging import get_logger
 
@@ -66,8 +67,6 @@ SOCKET_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 # Out of memory or a lost device may pass; any other node failure is how this workflow and
 # input behave, so trying the same prompt again fails the same way.
 _TRANSIENT_FAILURE = re.compile(r"out ?of ?memory|cuda error|connection|timed? ?out", re.I)
-_HEX_COLOUR = re.compile(r"#?([0-9a-f]{6}|[0-9a-f]{3})", re.I)
-_COLOUR_WORD = re.compile(r"[a-z][a-z -]{1,30}", re.I)
 _EXTENSIONS = {"jpeg": "jpg"}
 # What a request fills, as (role, KSampler input leading to it, node class).
 _PROMPT_ROLES = (
@@ -83,21 +82,6 @@ _ROLES: dict[WorkflowKind, tuple[tuple[str, str, str], ...]] = {
         ("batch", "latent_image", "RepeatLatentBatch"),
     ),
 }
-
-# Names a diffusion model knows, for palette entries given as hex.
-_COLOUR_NAMES = tuple(
-    (name.replace("_", " "), bytes.fromhex(rgb))
-    for name, rgb in re.findall(
-        r"(\w+):([0-9a-f]{6})",
-        "black:000000 charcoal:36454f gray:808080 silver:c0c0c0 white:ffffff cream:fffdd0 "
-        "beige:f5f5dc tan:d2b48c brown:8b4513 maroon:800000 crimson:dc143c red:ff0000 "
-        "coral:ff7f50 pink:ffc0cb hot_pink:ff69b4 magenta:ff00ff peach:ffdab9 orange:ffa500 "
-        "gold:ffd700 yellow:ffff00 olive:808000 lime_green:32cd32 green:008000 "
-        "forest_green:228b22 mint:98ff98 teal:008080 turquoise:40e0d0 cyan:00ffff "
-        "sky_blue:87ceeb royal_blue:4169e1 blue:0000ff navy:000080 indigo:4b0082 "
-        "purple:800080 violet:ee82ee lavender:e6e6fa",
-    )
-)
 
 _log = get_logger("creativeflow.providers")
 
@@ -230,45 +214,6 @@ def _not_configured(message: str) -> ProviderNotConfigured:
     return ProviderNotConfigured(message, provider=PROVIDER)
 
 
-# -- prompts -------------------------------------------------------------------------------
-
-
-def compose_prompt(prompt: str, style: str | None, palette: Iterable[str]) -> str:
-    """The positive prompt: the request's words, its style and its palette as colour names."""
-    parts = [prompt.strip()] if prompt.strip() else []
-    if style and style.strip():
-        parts.append(f"{style.strip()} style")
-    colours = palette_words(palette)
-    if colours:
-        parts.append("color palette of " + ", ".join(colours))
-    return ", ".join(parts)
-
-
-def palette_words(palette: Iterable[str]) -> list[str]:
-    """Hex colours as the nearest colour name (a model reads "navy", not "#000080"); entries
-    that already are words are kept; duplicates dropped."""
-    words: list[str] = []
-    for entry in palette:
-        value = entry.strip()
-        match = _HEX_COLOUR.fullmatch(value)
-        if match:
-            digits = match.group(1)
-            rgb = bytes.fromhex(digits if len(digits) == 6 else "".join(c * 2 for c in digits))
-            word: str | None = min(_COLOUR_NAMES, key=lambda named: _distance(rgb, named[1]))[0]
-        else:
-            word = value.lower() if _COLOUR_WORD.fullmatch(value) else None
-        if word and word not in words:
-            words.append(word)
-    return words
-
-
-def _distance(a: bytes, b: bytes) -> float:
-    """Colour distance weighted for how eyes see it (the "redmean" approximation)."""
-    mean_red = (a[0] + b[0]) / 2
-    red, green, blue = a[0] - b[0], a[1] - b[1], a[2] - b[2]
-    return (2 + mean_red / 256) * red**2 + 4 * green**2 + (2 + (255 - mean_red) / 256) * blue**2
-
-
 def _multiple_of_8(value: int) -> int:
     """Latent sizes are multiples of 8 within EmptyLatentImage's range."""
     return min(16384, max(64, (value + 4) // 8 * 8))
@@ -352,7 +297,7 @@ class ComfyUIImageProvider:
     ) -> ImageResult:
         started = time.perf_counter()
         run = self._prepare(self._txt2img, request.seed, request.timeout)
-        run.fill("positive", text=compose_prompt(request.prompt, request.style, request.palette))
+        run.fill("positive", text=diffusion_prompt(request.prompt, request.style, request.palette))
         if request.negative_prompt.strip():
             run.fill("negative", text=request.negative_prompt.strip())
         width, height = _multiple_of_8(request.width), _multiple_of_8(request.height)
@@ -367,7 +312,7 @@ class ComfyUIImageProvider:
         started = time.perf_counter()
         source_format = await asyncio.to_thread(_identify, request.source)
         run = self._prepare(self._img2img, request.seed, request.timeout)
-        positive = compose_prompt(request.prompt, request.style, request.palette)
+        positive = diffusion_prompt(request.prompt, request.style, request.palette)
         if positive:  # a plain variation keeps the template's generic prompt
             run.fill("positive", text=positive)
         run.fill("sampler", denoise=min(1.0, max(0.0, request.strength)))
@@ -426,7 +371,9 @@ class ComfyUIImageProvider:
         entry = await self._wait_for_history(run)
         references = _output_images(entry, run.nodes["save"])
         blobs = await asyncio.gather(*(self._fetch(ref, run) for ref in references))
-        return await asyncio.to_thread(lambda: [_decode(b, image_format, run.seed) for b in blobs])
+        return await asyncio.to_thread(
+            lambda: [decode_image(b, image_format, provider=PROVIDER, seed=run.seed) for b in blobs]
+        )
 
     async def _open_socket(self, run: _Run) -> ClientConnection | None:
         """The progress socket, or None (then the history is polled) when it cannot open."""
@@ -699,27 +646,3 @@ def _identify(source: bytes) -> str:
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ProviderRejected("the source is not an image", provider=PROVIDER) from exc
     return image_format or "png"
-
-
-def _decode(data: bytes, image_format: ImageFormat, seed: int) -> GeneratedImage:
-    """Size and format from the bytes, converted to the requested format when it differs."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            width, height = image.size
-            if (image.format or "").lower() != image_format:
-                data = _encode(image, image_format)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise MalformedResponse(
-            "ComfyUI sent an image that cannot be read", provider=PROVIDER
-        ) from exc
-    return GeneratedImage(data=data, format=image_format, width=width, height=height, seed=seed)
-
-
-def _encode(image: Image.Image, image_format: ImageFormat) -> bytes:
-    if image_format == "jpeg" and image.mode not in {"RGB", "L"}:
-        image = image.convert("RGB")
-    buffer = io.BytesIO()
-    options = {} if image_format == "png" else {"quality": 92}
-    image.save(buffer, format=image_format.upper(), **options)
-    return buffer.getvalue()

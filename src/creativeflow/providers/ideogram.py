@@ -33,7 +33,7 @@ from creativeflow.providers.errors import (
     ProviderRejected,
 )
 from creativeflow.providers.http import RetryPolicy, json_body, send
-from creativeflow.providers.openai import (
+from creativeflow.providers.remote import (
     DEFAULT_CLIENT_TIMEOUT,
     Deadline,
     batches,

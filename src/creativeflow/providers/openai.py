@@ -2,9 +2,7 @@
 (Ollama, vLLM, LM Studio, LocalAI).
 
 Text is `POST /chat/completions`; images are `POST /images/generations` and, image to image,
-`POST /images/edits` (or `/images/variations` for dall-e-2). The helpers at the end (deadlines,
-prompts written from a style and a palette, image decoding) serve the other remote HTTP
-providers too.
+`POST /images/edits` (or `/images/variations` for dall-e-2).
 """
 
 from __future__ import annotations
@@ -12,21 +10,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import io
 import json
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
 import httpx
-from PIL import Image, UnidentifiedImageError
 
 from creativeflow.providers.base import (
-    GeneratedImage,
     ImageEditRequest,
     ImageFormat,
     ImageRequest,
@@ -40,9 +34,22 @@ from creativeflow.providers.errors import (
     MalformedResponse,
     ProviderNotConfigured,
     ProviderRejected,
-    ProviderTimeout,
 )
 from creativeflow.providers.http import RetryPolicy, json_body, send
+from creativeflow.providers.remote import (
+    DEFAULT_CLIENT_TIMEOUT,
+    Deadline,
+    add_usage,
+    batches,
+    compose_prompt,
+    decode_image,
+    download,
+    edit_prompt,
+    inspect_source,
+    policy_from,
+    to_png,
+    within,
+)
 from creativeflow.settings import Settings
 from creativeflow.shared.core.logging import get_logger
 
@@ -58,7 +65,8 @@ KNOWN_SIZES: dict[str, tuple[tuple[int, int], ...]] = {
     "gpt-image": ((1024, 1024), (1536, 1024), (1024, 1536)),
 }
 MAX_IMAGES_PER_CALL = 10
-DEFAULT_CLIENT_TIMEOUT = httpx.Timeout(30.0)
+# File extensions of the source image formats, for the upload's file name.
+_EXTENSIONS: dict[str, str] = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 
 _FENCED = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.S)
 
@@ -69,13 +77,6 @@ def requires_api_key(base_url: str) -> bool:
     """OpenAI itself needs a key; self-hosted servers that speak its API (Ollama, vLLM, LM
     Studio, LocalAI) usually do not."""
     return httpx.URL(base_url).host == OPENAI_HOST
-
-
-def policy_from(settings: Settings) -> RetryPolicy:
-    return RetryPolicy(
-        retries=settings.provider_max_retries,
-        backoff_seconds=settings.provider_retry_backoff_seconds,
-    )
 
 
 class _Compatible:
@@ -429,159 +430,6 @@ def _output_options(family: str | None, image_format: ImageFormat) -> dict[str, 
     if family == "gpt-image":
         return {"output_format": image_format}
     return {}
-
-
-def batches(count: int, per_call: int) -> list[int]:
-    """`count` images as calls of at most `per_call` each."""
-    count = max(1, count)
-    return [min(per_call, count - start) for start in range(0, count, per_call)]
-
-
-# -- shared by the remote HTTP providers ------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Deadline:
-    """When one provider call (every request it makes) must be done."""
-
-    at: float
-
-    @classmethod
-    def after(cls, seconds: float) -> Deadline:
-        return cls(time.monotonic() + seconds)
-
-    def left(self) -> float:
-        return max(0.001, self.at - time.monotonic())
-
-
-@asynccontextmanager
-async def within(seconds: float, provider: str) -> AsyncIterator[None]:
-    """The whole call's time limit, as a `ProviderTimeout`."""
-    try:
-        async with asyncio.timeout(seconds):
-            yield
-    except TimeoutError as exc:
-        raise ProviderTimeout(
-            f"{provider} did not answer within {seconds:g} s", provider=provider
-        ) from exc
-
-
-async def download(
-    client: httpx.AsyncClient, url: str, provider: str, deadline: Deadline, policy: RetryPolicy
-) -> bytes:
-    """An image the provider links to; sent without the provider's credentials."""
-    response = await send(
-        client, "GET", url, provider=provider, seconds=deadline.left(), policy=policy
-    )
-    return response.content
-
-
-def add_usage(a: Usage, b: Usage) -> Usage:
-    return Usage(
-        a.input_tokens + b.input_tokens, a.output_tokens + b.output_tokens, a.images + b.images
-    )
-
-
-def compose_prompt(
-    prompt: str, style: str | None, palette: Iterable[str], *, avoid: str = ""
-) -> str:
-    """A prompt for a model that reads prose: the words, the style, the palette (hex colours
-    are understood as they are) and what to avoid, for APIs without a negative prompt."""
-    parts = [prompt.strip()] if prompt.strip() else []
-    if style and style.strip():
-        parts.append(f"in {style.strip()} style")
-    colours = [colour.strip() for colour in palette if colour.strip()]
-    if colours:
-        parts.append("using the colour palette " + ", ".join(colours))
-    text = ", ".join(parts)
-    if avoid.strip():
-        text = f"{text}. Avoid: {avoid.strip()}" if text else f"Avoid: {avoid.strip()}"
-    return text
-
-
-def edit_prompt(request: ImageEditRequest) -> str:
-    """What to make of the source: a variation or a restyling, how close to stay to it."""
-    if request.operation == "style_transfer":
-        lead = "Restyle this image"
-        if request.style and request.style.strip():
-            lead += f" in {request.style.strip()} style"
-        colours = [colour.strip() for colour in request.palette if colour.strip()]
-        if colours:
-            lead += ", using the colour palette " + ", ".join(colours)
-    else:
-        lead = "A variation of this image"
-    parts = [lead]
-    if request.prompt.strip():
-        parts.append(request.prompt.strip().rstrip("."))
-    parts.append(fidelity_phrase(request.strength))
-    return ". ".join(parts) + "."
-
-
-def fidelity_phrase(strength: float) -> str:
-    """`strength` (how far the output may move from the source) in words."""
-    if strength <= 0.35:
-        return "Keep the composition, subjects and framing very close to the original"
-    if strength <= 0.65:
-        return "Keep the composition and subjects recognisable"
-    return "The composition may be reinterpreted freely"
-
-
-@dataclass(frozen=True, slots=True)
-class SourceImage:
-    format: ImageFormat
-    width: int
-    height: int
-
-
-_EXTENSIONS: dict[str, str] = {"png": "png", "jpeg": "jpg", "webp": "webp"}
-_FORMATS: dict[str, ImageFormat] = {"png": "png", "jpeg": "jpeg", "webp": "webp"}
-
-
-def inspect_source(data: bytes, provider: str) -> SourceImage:
-    """The source image's format and size; bytes Pillow cannot read, or a format no provider
-    takes (PNG, JPEG, WebP), are refused before anything is sent."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            image_format = _FORMATS.get((image.format or "").lower())
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ProviderRejected("the source is not an image", provider=provider) from exc
-    if image_format is None:
-        raise ProviderRejected("the source must be a PNG, JPEG or WebP image", provider=provider)
-    return SourceImage(format=image_format, width=width, height=height)
-
-
-def to_png(data: bytes) -> bytes:
-    with Image.open(io.BytesIO(data)) as image:
-        return encode_image(image, "png")
-
-
-def decode_image(
-    data: bytes, image_format: ImageFormat, *, provider: str, seed: int | None = None
-) -> GeneratedImage:
-    """Size and format read from the bytes, converted to the requested format when the
-    provider sent another."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            width, height = image.size
-            if (image.format or "").lower() != image_format:
-                data = encode_image(image, image_format)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise MalformedResponse(
-            f"{provider} sent an image that cannot be read", provider=provider
-        ) from exc
-    return GeneratedImage(data=data, format=image_format, width=width, height=height, seed=seed)
-
-
-def encode_image(image: Image.Image, image_format: ImageFormat) -> bytes:
-    if image_format == "jpeg" and image.mode not in {"RGB", "L"}:
-        image = image.convert("RGB")
-    buffer = io.BytesIO()
-    options = {} if image_format == "png" else {"quality": 92}
-    image.save(buffer, format=image_format.upper(), **options)
-    return buffer.getvalue()
 
 
 def _int(value: Any) -> int:
