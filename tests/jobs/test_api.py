@@ -217,11 +217,11 @@ async def test_one_users_backlog_does_not_starve_another_user(
     users: UserFactory, platform: Platform
 ) -> None:
     busy, patient = await users.create(), await users.create()
-    backlog = [await submit_steps(platform, busy, label=f"busy-{i}") for i in range(20)]
+    backlog = [await submit_steps(platform, busy, label=f"busy-{i}") for i in range(500)]
     single = await submit_steps(platform, patient, label="patient")
     position = (await patient.get(f"/api/v1/jobs/{single.id}")).json()["queue_position"]
-    assert position == 2  # after the busy user's first job, not after all twenty
-    assert (await busy.get(f"/api/v1/jobs/{backlog[-1].id}")).json()["queue_position"] == 21
+    assert position == 2  # after the busy user's first job, not after all 500
+    assert (await busy.get(f"/api/v1/jobs/{backlog[-1].id}")).json()["queue_position"] == 501
 
     first = await platform.jobs.runner.claim()
     second = await platform.jobs.runner.claim()
