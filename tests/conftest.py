@@ -61,6 +61,11 @@ def _settings(database_url: str, data_dir: Path, **overrides: object) -> Setting
         "allowed_origins": ["https://app.example.com"],
         # Threads: a spawned render process per test would cost a second each.
         "image_render_processes": 0,
+        # Rate limits stay on (every response is counted and carries the headers), but the
+        # default window is out of reach: the suite's anonymous requests all come from one
+        # address, and in Redis (TEST_REDIS_URL) the counts outlive a run. The limits
+        # themselves are tested in tests/http/test_rate_limits.py with small windows.
+        "rate_limit_default": "100000/hour",
         **overrides,
     }
     return Settings.model_validate(values)
@@ -98,6 +103,8 @@ async def platform(
     yield platform
     if platform.redis is not None:
         await platform.redis.aclose()
+    if platform.rate_limits is not None:
+        await platform.rate_limits.aclose()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from creativeflow.http.direct import DirectDispatch
 from creativeflow.http.health import build_health_router
 from creativeflow.http.middleware import ProblemCORSMiddleware, RequestContextMiddleware
 from creativeflow.http.problems import install_problem_handlers, install_problem_openapi
+from creativeflow.http.rate_limits import CallerKeys, RateLimitMiddleware
 from creativeflow.ideas.router import router as ideas_router
 from creativeflow.identity.admin_router import router as admin_router
 from creativeflow.identity.bootstrap import sync_builtin_roles
@@ -21,8 +22,11 @@ from creativeflow.identity.router import router as auth_router
 from creativeflow.jobs.router import router as jobs_router
 from creativeflow.platform import Platform, build_platform
 from creativeflow.providers.router import router as generation_router
+from creativeflow.realtime.router import install_token_redaction
+from creativeflow.realtime.router import router as realtime_router
 from creativeflow.settings import Settings, get_settings
 from creativeflow.shared.core.logging import configure_logging
+from creativeflow.webhooks.router import router as webhooks_router
 
 API_PREFIX = "/api/v1"
 
@@ -40,6 +44,7 @@ API key as `X-API-Key` or as the bearer token.
 def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> FastAPI:
     settings = settings or (platform.settings if platform else get_settings())
     configure_logging(settings.service_name, settings.log_level)
+    install_token_redaction()
     owns_platform = platform is None
     platform = platform or build_platform(settings)
 
@@ -48,6 +53,8 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         await sync_builtin_roles(app.state.platform)
         # The sweeper always; the job runner too unless Celery workers run the jobs.
         await app.state.platform.jobs.start()
+        # Dispatches the durable events this process commits; sweeps up others' leftovers.
+        await app.state.platform.outbox.start()
         # Everything built so far (modules, routes, models, metadata) lives as long as the
         # process: keep it out of the collector's full passes, which otherwise walk it all
         # and stall every request in flight (list at 32 connections: p99 350 ms -> 48 ms).
@@ -55,6 +62,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         gc.freeze()
         yield
         await app.state.platform.jobs.stop()
+        await app.state.platform.outbox.stop()
         if owns_platform:
             await app.state.platform.close()
 
@@ -88,6 +96,14 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     # request context wraps it, so preflight answers (and CORS refusals) carry the correlation
     # id and security headers and are logged like every other response.
     app.add_middleware(DirectDispatch, application=app)
+    # Rate limits count a request before any endpoint (direct ones too) sees it; inside CORS,
+    # so that a browser can read a 429 and its headers.
+    if platform.rate_limits is not None:
+        app.add_middleware(
+            RateLimitMiddleware,
+            limiter=platform.rate_limits,
+            callers=CallerKeys(platform.auth.verifier),
+        )
     if settings.allowed_origins:
         app.add_middleware(
             ProblemCORSMiddleware,
@@ -95,7 +111,14 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Correlation-ID"],
-            expose_headers=["X-Correlation-ID", "Retry-After"],
+            expose_headers=[
+                "X-Correlation-ID",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+                "RateLimit-Policy",
+            ],
             max_age=600,
         )
     app.add_middleware(RequestContextMiddleware, hsts=settings.is_production)
@@ -108,3 +131,5 @@ def _include_domain_routers(app: FastAPI) -> None:
     app.include_router(jobs_router, prefix=API_PREFIX)
     app.include_router(generation_router, prefix=API_PREFIX)
     app.include_router(images_router, prefix=API_PREFIX)
+    app.include_router(webhooks_router, prefix=API_PREFIX)
+    app.include_router(realtime_router, prefix=API_PREFIX)

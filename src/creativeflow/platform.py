@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from creativeflow.assets.storage import ObjectStorage, build_storage
 from creativeflow.db.engine import create_engine, create_session_factory, writer_engine
 from creativeflow.db.reads import ReadConnections, create_read_connections
+from creativeflow.encryption import FieldCipher
+from creativeflow.http.rate_limits import RateLimiter, build_rate_limiter
 from creativeflow.identity.principal_cache import PrincipalCache
 from creativeflow.identity.revocation import (
     NoRevocationMirror,
@@ -28,6 +30,7 @@ from creativeflow.identity.service import AuthContext
 from creativeflow.identity.throttle import LoginThrottle, limits_storage
 from creativeflow.providers.base import ImageProvider, TextProvider
 from creativeflow.providers.registry import build_image_provider, build_text_provider
+from creativeflow.realtime.hub import RealtimeHub, build_hub
 from creativeflow.settings import ConfigurationError, Settings
 from creativeflow.shared.messaging.bus import EventBus
 from creativeflow.shared.security.auth import (
@@ -39,6 +42,7 @@ from creativeflow.shared.security.auth import (
 
 if TYPE_CHECKING:
     from creativeflow.jobs.engine import JobEngine
+    from creativeflow.webhooks.outbox import OutboxDispatcher
 
 
 def _redis(url: str) -> Redis:
@@ -59,13 +63,24 @@ class Platform:
     storage: ObjectStorage
     # Image rendering and other CPU work of providers, off the event loop.
     render_executor: Executor
+    # WebSocket channels: in process, or through Redis when REDIS_URL is set (`realtime/`).
+    realtime: RealtimeHub
     redis: Redis | None = None
+    # Request rate limits (`http/rate_limits.py`); None when RATE_LIMIT_ENABLED is false.
+    rate_limits: RateLimiter | None = None
     # SQLite takes one writer at a time: write requests queue here, in arrival order, instead
     # of polling the file lock with SQLite's sleeping busy handler (1, 2, 5 ... 100 ms naps:
     # 32 concurrent creates had a p99 over a second). None on PostgreSQL.
     write_gate: asyncio.Lock | None = None
+    # Uploads decoded and re-encoded at once (IMAGE_DECODE_CONCURRENCY): each holds its
+    # pixels in memory, so more wait their turn.
+    image_decode_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
     # Built right after the platform (it needs it): how this process wakes and runs jobs.
     jobs: JobEngine = field(init=False)
+    # Dispatches the durable events this process commits (and sweeps up others' leftovers).
+    outbox: OutboxDispatcher = field(init=False)
+    # Encrypts secrets kept at rest (`creativeflow.encryption`).
+    field_cipher: FieldCipher = field(init=False)
 
     @property
     def reads(self) -> ReadConnections:
@@ -73,13 +88,19 @@ class Platform:
         return self.auth.reads
 
     async def close(self) -> None:
+        # Jobs first: a job's end dispatches its event; then the dispatcher, which hands back
+        # whatever it had claimed and not dispatched.
         await self.jobs.stop()
+        await self.outbox.stop()
         await self.text_provider.aclose()
         await self.image_provider.aclose()
         await self.storage.aclose()
         self.render_executor.shutdown(wait=False, cancel_futures=True)
+        await self.realtime.close()
         if self.redis is not None:
             await self.redis.aclose()
+        if self.rate_limits is not None:
+            await self.rate_limits.aclose()
         await self.reads.close()
         await self.engine.dispose()
 
@@ -89,6 +110,8 @@ def build_platform(
 ) -> Platform:
     """`role` names this process in job workers' ids: `api`, `worker`, `sweeper`."""
     settings.ensure_data_dir()
+    # First: a malformed key stops the start before anything is opened.
+    field_cipher = _field_cipher(settings)
     engine = engine or create_engine(
         settings.resolved_database_url(),
         pool_size=settings.database_pool_size,
@@ -137,13 +160,39 @@ def build_platform(
         image_provider=build_image_provider(settings, render_executor),
         storage=build_storage(settings),
         render_executor=render_executor,
+        realtime=build_hub(settings, redis, role=role),
         redis=redis,
+        rate_limits=build_rate_limiter(settings),
         write_gate=asyncio.Lock() if engine.dialect.name == "sqlite" else None,
+        image_decode_slots=asyncio.Semaphore(settings.image_decode_concurrency),
     )
     from creativeflow.jobs.engine import JobEngine
+    from creativeflow.webhooks.outbox import (
+        OutboxDispatcher,
+        dispatcher_info,
+        install_outbox_hooks,
+    )
 
+    platform.field_cipher = field_cipher
     platform.jobs = JobEngine(platform, role=role)
+    # Every session writes its durable events to the outbox; this platform's write sessions
+    # also tell its dispatcher, after they commit, which rows to dispatch at once.
+    install_outbox_hooks()
+    platform.outbox = OutboxDispatcher(platform)
+    platform.write_sessions.configure(info=dispatcher_info(platform.outbox))
+    from creativeflow.realtime.publishing import connect_job_events
+
+    connect_job_events(platform)
     return platform
+
+
+def _field_cipher(settings: Settings) -> FieldCipher:
+    configured = settings.field_encryption_keys
+    keys = configured.get_secret_value().split(",") if configured else []
+    try:
+        return FieldCipher.from_secrets(settings.signing_key(), [k for k in keys if k.strip()])
+    except ValueError as exc:
+        raise ConfigurationError(f"FIELD_ENCRYPTION_KEYS: {exc}") from exc
 
 
 def _render_executor(settings: Settings) -> Executor:

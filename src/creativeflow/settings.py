@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
+from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -59,6 +60,15 @@ class Settings(BaseSettings):
     jwt_audience: str | None = None
 
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # -- rate limits (graphic-novel-api.md "Rate Limiting") -------------------------------------
+    # Every request of a user (of a client address when anonymous) counts in the default
+    # window; generation requests count in the generation window as well. `limits` notation:
+    # "1000/hour", "10 per minute", several as "10/minute;200/day". Shared by every worker
+    # through Redis when REDIS_URL is set, per process otherwise. Probes and /metrics are free.
+    rate_limit_enabled: bool = True
+    rate_limit_default: str = "1000/hour"
+    rate_limit_generation: str = "10/minute"
 
     login_max_failures_per_account: int = 5
     login_max_failures_per_address: int = 20
@@ -116,6 +126,40 @@ class Settings(BaseSettings):
     automatic1111_url: str | None = None
     automatic1111_steps: int = Field(default=25, ge=1, le=150)
 
+    # -- outbox and webhooks -------------------------------------------------------------------
+    # Every process dispatches the events it commits at once; this often it also sweeps up
+    # events another process committed but never dispatched (it crashed in between).
+    outbox_sweep_seconds: float = Field(default=5.0, gt=0)
+    # Dispatched outbox rows are kept this long (for inspection), then pruned daily.
+    outbox_retention_hours: float = Field(default=72.0, gt=0)
+    # Webhook targets must resolve to public addresses only; true allows private, loopback
+    # and link-local ones too (a webhook receiver on the same host or network).
+    webhook_allow_private_targets: bool = False
+    # One delivery attempt's connect, read and write time-outs.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_max_endpoints_per_user: int = Field(default=20, ge=1, le=1000)
+    # Finished deliveries (delivered or given up) are kept this long, then pruned daily.
+    webhook_delivery_retention_days: int = Field(default=30, ge=1)
+    # Keys for secrets stored encrypted (webhook secrets, data-source credentials): URL-safe
+    # base64 of 32 random bytes, comma-separated, the first encrypts. Unset: a key derived
+    # from SECRET_KEY (always kept as the last key, so values it encrypted still open).
+    field_encryption_keys: SecretStr | None = None
+
+    # -- realtime (WebSockets) -----------------------------------------------------------------
+    # Each channel keeps its last REALTIME_REPLAY_EVENTS messages, none older than
+    # REALTIME_REPLAY_SECONDS, for clients reconnecting with `since` (in Redis when REDIS_URL
+    # is set, else in process). 0 events: no replay, a reconnecting client reloads.
+    realtime_replay_events: int = Field(default=1000, ge=0, le=100_000)
+    realtime_replay_seconds: float = Field(default=600.0, gt=0)
+    # Messages waiting for one socket; a client that falls further behind is disconnected
+    # (close code 4413) so it cannot hold up anyone else.
+    realtime_queue_size: int = Field(default=256, ge=1, le=100_000)
+    # The server sends {"type": "ping"} this often, keeping idle connections open through
+    # proxies.
+    realtime_ping_seconds: float = Field(default=20.0, gt=0)
+    # Without a `token` query parameter, the first message must authenticate within this time.
+    realtime_auth_timeout_seconds: float = Field(default=5.0, gt=0)
+
     # -- object storage ------------------------------------------------------------------------
     # Unset: files live under DATA_DIR/objects. Set: an S3-compatible bucket (needs the s3 extra).
     s3_bucket: str | None = None
@@ -124,6 +168,16 @@ class Settings(BaseSettings):
     s3_access_key_id: SecretStr | None = None
     s3_secret_access_key: SecretStr | None = None
     s3_prefix: str = ""
+
+    # -- images (assets) -----------------------------------------------------------------------
+    # The largest file POST /images/upload accepts; bigger ones are refused while streaming.
+    image_upload_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=1024**3)
+    # Decompression-bomb cap: images with more pixels are refused before they are decoded.
+    # The local provider's variations accept sources up to 40 megapixels too.
+    image_max_pixels: int = Field(default=40_000_000, ge=64 * 64, le=170_000_000)
+    # Uploads decoded and re-encoded at the same time (each holds its pixels, up to
+    # IMAGE_MAX_PIXELS x 4 bytes); more wait their turn.
+    image_decode_concurrency: int = Field(default=4, ge=1, le=64)
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -146,6 +200,14 @@ class Settings(BaseSettings):
             value = json.loads(text) if text.startswith("[") else text.split(",")
         if isinstance(value, list | tuple):
             return [str(name).strip() for name in value if str(name).strip()]
+        return value
+
+    @field_validator("rate_limit_default", "rate_limit_generation")
+    @classmethod
+    def _valid_rate_limit(cls, value: str) -> str:
+        items = parse_many(value)  # ValueError names the string it could not read
+        if any(item.amount < 1 for item in items):
+            raise ValueError(f"a rate limit allows at least one request: '{value}'")
         return value
 
     @field_validator("environment", mode="before")

@@ -1,1 +1,2 @@
-"""Files and images: storage, the images table, serving bytes to who may read them."""
+"""Files and images: storage, uploads (streamed, validated, re-encoded), the images table,
+thumbnails, provenance, and serving them to who may read them."""

@@ -1,26 +1,75 @@
-"""Image rules: storing generated images with their provenance, and serving them to who may
-read them. Bytes go to the object storage first (content-addressed, de-duplicated); the row
-that points at them is written in the caller's transaction."""
+"""Image rules: storing uploaded and generated images with their provenance, serving them to who
+may read them, deleting them, and their thumbnails.
+
+Bytes go to the object storage first (content-addressed, de-duplicated), with no transaction
+open; the row that points at them is written in the caller's transaction. Deleting works the
+other way round: the row goes in the transaction, the bytes after it commits and only when no
+row needs them any more, so a failed storage call can leave an unused object, never a row
+without its bytes. Storage outages are StorageUnavailableError (503) here.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from creativeflow.assets.models import Image
-from creativeflow.assets.repository import ImageRepository
-from creativeflow.assets.storage import ObjectNotFound, ObjectStorage
+from creativeflow.access import ensure_writable, subject_type
+from creativeflow.assets import imaging
+from creativeflow.assets.errors import (
+    ImageNotChangeable,
+    ImageNotFound,
+    StorageUnavailableError,
+)
+from creativeflow.assets.imaging import CONTENT_TYPES, DominantColour
+from creativeflow.assets.models import Image, ImageOrigin, tag_key
+from creativeflow.assets.repository import ImageFilters, ImageRepository
+from creativeflow.assets.storage import ObjectNotFound, ObjectStorage, StorageUnavailable
 from creativeflow.identity.principal import Principal
 from creativeflow.shared.core.exceptions import NotFoundException
+from creativeflow.shared.core.logging import get_logger
 
-CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+__all__ = ["CONTENT_TYPES", "ImageNotFound", "ImageService", "StoredImage", "put_image_bytes"]
+
+_log = get_logger("creativeflow.assets")
+DERIVED_LISTED = 100
+
+# -- where images are used -----------------------------------------------------------------------
+
+# Modules that point at images (the story studio's panels) register a function giving, for a
+# principal and an image id, a SELECT of the ids of their things that use it and the principal
+# may read. The metadata route lists them under `usage.used_by`.
+UsageFinder = Callable[[Principal, uuid.UUID], Select[Any]]
+_usage_finders: dict[str, UsageFinder] = {}
 
 
-class ImageNotFound(NotFoundException):
-    code = "IMAGE_NOT_FOUND"
+def register_image_usage(name: str, finder: UsageFinder) -> None:
+    _usage_finders[name] = finder
+
+
+def unregister_image_usage(name: str) -> None:
+    _usage_finders.pop(name, None)
+
+
+# -- storage -----------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _storage(operation: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except StorageUnavailable as exc:
+        _log.warning("storage_unavailable", operation=operation, error=str(exc))
+        raise StorageUnavailableError(
+            f"The image storage is unavailable ({operation}); try again shortly"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +83,9 @@ class StoredImage:
     width: int
     height: int
     format: str
+    dominant_colors: list[DominantColour] = field(default_factory=list)
+    # False when identical bytes were stored before (another row may share them).
+    created: bool = True
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -44,10 +96,11 @@ class StoredImage:
             "format": self.format,
             "sha256": self.sha256,
             "size_bytes": self.size_bytes,
+            "dominant_colors": [colour.document() for colour in self.dominant_colors],
         }
 
 
-async def put_image_bytes(
+async def store_bytes(
     storage: ObjectStorage,
     image_id: uuid.UUID,
     data: bytes,
@@ -55,12 +108,14 @@ async def put_image_bytes(
     width: int,
     height: int,
     image_format: str,
+    dominant_colors: list[DominantColour],
 ) -> StoredImage:
     """Store the bytes (outside any transaction: object storage is slow and not transactional;
     an object whose row never comes is harmless, as identical bytes share one object)."""
-    stored = await storage.put(
-        data, content_type=CONTENT_TYPES.get(image_format, "application/octet-stream")
-    )
+    async with _storage("put"):
+        stored = await storage.put(
+            data, content_type=CONTENT_TYPES.get(image_format, "application/octet-stream")
+        )
     return StoredImage(
         id=image_id,
         storage_key=stored.key,
@@ -69,11 +124,110 @@ async def put_image_bytes(
         width=width,
         height=height,
         format=image_format,
+        dominant_colors=dominant_colors,
+        created=stored.created,
     )
+
+
+async def put_image_bytes(
+    storage: ObjectStorage,
+    image_id: uuid.UUID,
+    data: bytes,
+    *,
+    image_format: str,
+    max_pixels: int,
+) -> StoredImage:
+    """A provider's image: decoded (in a thread) for its true size and dominant colours, then
+    stored. Bytes that do not decode as `image_format` are refused (UnsupportedImage)."""
+    facts = await asyncio.to_thread(imaging.describe, data, image_format, max_pixels=max_pixels)
+    return await store_bytes(
+        storage,
+        image_id,
+        data,
+        width=facts.width,
+        height=facts.height,
+        image_format=image_format,
+        dominant_colors=facts.dominant_colors,
+    )
+
+
+async def prepare_upload(
+    path: Path, image_format: str, *, max_pixels: int, slots: asyncio.Semaphore
+) -> imaging.PreparedImage:
+    """Decode, turn upright and re-encode an upload in a thread; `slots` bounds how many are
+    decoded at once (each holds its pixels in memory)."""
+    async with slots:
+        return await asyncio.to_thread(
+            imaging.prepare_upload, path, image_format, max_pixels=max_pixels
+        )
+
+
+async def ensure_still_stored(storage: ObjectStorage, stored: StoredImage, data: bytes) -> None:
+    """After the row committed: when the bytes were already stored, a concurrent delete of
+    the last other image with them may have removed the object in between; put it back. The
+    row is committed whatever happens here, so a storage failure is logged, not raised."""
+    if stored.created:
+        return
+    try:
+        if not await storage.exists(stored.storage_key):
+            await storage.put(data, content_type=CONTENT_TYPES.get(stored.format, "image/png"))
+            _log.warning("image_object_restored", key=stored.storage_key)
+    except StorageUnavailable as exc:
+        _log.warning("image_object_not_checked", key=stored.storage_key, error=str(exc))
+
+
+async def read_object(storage: ObjectStorage, key: str) -> bytes:
+    async with _storage("get"):
+        try:
+            return await storage.get(key)
+        except ObjectNotFound as exc:
+            raise ImageNotFound(
+                "The image's bytes are missing from storage", code="IMAGE_BYTES_MISSING"
+            ) from exc
+
+
+async def delete_unused_objects(storage: ObjectStorage, keys: Sequence[str]) -> None:
+    """Remove objects no row needs any more (after the commit that made them unused). A
+    missing object is fine; a storage failure only leaves an unused object, so it is logged."""
+    for key in keys:
+        try:
+            await storage.delete(key)
+        except (StorageUnavailable, OSError) as exc:
+            _log.warning("image_object_not_deleted", key=key, error=str(exc))
+
+
+async def store_thumbnail(
+    storage: ObjectStorage, image: Image, data: bytes, *, max_pixels: int
+) -> tuple[str, bytes]:
+    """Make the image's WebP thumbnail (in a thread) and store it; its key and bytes."""
+    thumbnail = await asyncio.to_thread(
+        imaging.make_thumbnail, data, image.format, max_pixels=max_pixels
+    )
+    async with _storage("put"):
+        stored = await storage.put(thumbnail, content_type=imaging.THUMBNAIL_CONTENT_TYPE)
+    return stored.key, thumbnail
+
+
+# -- rows --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectRef:
+    type: str
+    id: uuid.UUID
+
+
+def normalise_tags(tags: Sequence[str]) -> list[str]:
+    """Tags as spelled, without case-insensitive duplicates (the first spelling wins)."""
+    unique: dict[str, str] = {}
+    for tag in tags:
+        unique.setdefault(tag_key(tag), tag)
+    return list(unique.values())
 
 
 class ImageService:
     def __init__(self, session: AsyncSession) -> None:
+        self.session = session
         self.images = ImageRepository(session)
 
     async def record(
@@ -85,24 +239,45 @@ class ImageService:
         subject_id: uuid.UUID | None,
         job_id: uuid.UUID | None,
         details: dict[str, Any],
+        origin: ImageOrigin = ImageOrigin.GENERATED,
+        tags: Sequence[str] = (),
+        source_image_id: uuid.UUID | None = None,
     ) -> Image:
+        if source_image_id is not None and await self.images.existing_id(source_image_id) is None:
+            # Deleted while the job ran: the details keep which image it was.
+            source_image_id = None
+        tags = normalise_tags(tags)
         image = Image(
             id=stored.id,
             owner_id=owner_id,
             subject_type=subject_type,
             subject_id=subject_id,
+            origin=origin,
             job_id=job_id,
+            source_image_id=source_image_id,
             storage_key=stored.storage_key,
             sha256=stored.sha256,
             width=stored.width,
             height=stored.height,
             format=stored.format,
             size_bytes=stored.size_bytes,
+            tags=tags,
+            dominant_colors=[colour.document() for colour in stored.dominant_colors],
+            # Identical bytes share their thumbnail too.
+            thumbnail_key=await self.images.thumbnail_for(stored.storage_key),
             details=details,
             created_by=owner_id,
             updated_by=owner_id,
         )
-        return await self.images.add(image)
+        await self.images.add(image)
+        await self.images.add_tags(image.id, [tag_key(tag) for tag in tags])
+        return image
+
+    async def check_subject(self, principal: Principal, subject: SubjectRef, field: str) -> None:
+        """The subject exists and the principal may write it (404 otherwise); an unknown type
+        is a 422 naming `field`."""
+        subject_type(subject.type, field=field)
+        await ensure_writable(self.session, principal, subject.type, subject.id)
 
     async def get(self, principal: Principal, image_id: uuid.UUID) -> Image:
         image = await self.images.visible(principal, image_id)
@@ -110,11 +285,86 @@ class ImageService:
             raise ImageNotFound("Image not found")
         return image
 
-    @staticmethod
-    async def read_bytes(image: Image, storage: ObjectStorage) -> bytes:
+    async def changeable(self, principal: Principal, image_id: uuid.UUID) -> Image:
+        """An image the caller may delete or derive from: their own, one of a subject they may
+        write, or any for an administrator. Who may only read it is told why (403)."""
+        image = await self.get(principal, image_id)
+        if principal.is_admin or image.owner_id == principal.user_id:
+            return image
+        if image.subject_type is not None and image.subject_id is not None:
+            with contextlib.suppress(NotFoundException):
+                await ensure_writable(self.session, principal, image.subject_type, image.subject_id)
+                return image
+        raise ImageNotChangeable(
+            "Only the image's owner, or someone who may change its subject, may do this"
+        )
+
+    async def writable_subject(self, principal: Principal, image: Image) -> SubjectRef | None:
+        """The image's subject when the caller may write it: where images made from it go."""
+        if image.subject_type is None or image.subject_id is None:
+            return None
         try:
-            return await storage.get(image.storage_key)
-        except ObjectNotFound as exc:
-            raise ImageNotFound(
-                "The image's bytes are missing from storage", code="IMAGE_BYTES_MISSING"
-            ) from exc
+            await ensure_writable(self.session, principal, image.subject_type, image.subject_id)
+        except NotFoundException:
+            return None
+        return SubjectRef(image.subject_type, image.subject_id)
+
+    async def list_page(
+        self,
+        principal: Principal,
+        filters: ImageFilters,
+        *,
+        sort: str,
+        descending: bool,
+        limit: int,
+        offset: int,
+    ) -> tuple[Sequence[Image], int]:
+        filters = ImageFilters(
+            tag_keys=[tag_key(tag) for tag in filters.tag_keys],
+            origin=filters.origin,
+            subject_type=filters.subject_type,
+            subject_id=filters.subject_id,
+            source_image_id=filters.source_image_id,
+            created_after=filters.created_after,
+            created_before=filters.created_before,
+        )
+        return await self.images.list_page(
+            principal, filters, sort=sort, descending=descending, limit=limit, offset=offset
+        )
+
+    async def usage(self, principal: Principal, image: Image) -> dict[str, Any]:
+        """Where the image is used: its subject, the images made from it (that the caller may
+        read), and what other modules registered (`register_image_usage`)."""
+        derived, derived_total = await self.images.derived_from(
+            principal, image.id, limit=DERIVED_LISTED
+        )
+        used_by = []
+        for name, finder in sorted(_usage_finders.items()):
+            ids = list((await self.session.execute(finder(principal, image.id))).scalars())
+            if ids:
+                used_by.append({"type": name, "ids": ids})
+        subject = (
+            {"type": image.subject_type, "id": image.subject_id}
+            if image.subject_type is not None and image.subject_id is not None
+            else None
+        )
+        return {
+            "subject": subject,
+            "derived_images": {"ids": derived, "total": derived_total},
+            "used_by": used_by,
+        }
+
+    async def delete(self, principal: Principal, image_id: uuid.UUID) -> list[str]:
+        """Delete the row; the storage keys (bytes, thumbnail) no other row needs any more,
+        to delete once this transaction has committed."""
+        image = await self.changeable(principal, image_id)
+        keys = [key for key in (image.storage_key, image.thumbnail_key) if key is not None]
+        await self.images.delete(image)
+        return [key for key in dict.fromkeys(keys) if not await self.images.object_in_use(key)]
+
+    async def record_thumbnail(self, storage_key: str, thumbnail_key: str) -> None:
+        await self.images.set_thumbnail(storage_key, thumbnail_key)
+
+    async def source_for_job(self, image_id: uuid.UUID) -> Image | None:
+        """The source of an image job (its submitter was checked when it was submitted)."""
+        return await self.images.get_or_none(image_id)

@@ -45,8 +45,11 @@ async def finish_request_session(request: Request, *, commit: bool) -> None:
         await session.close()
     events = take_pending_events(session.info)
     if commit:
+        # Durable events went to the outbox with the commit, and reach subscribers through its
+        # dispatcher (signalled by the commit itself); what is left are process signals.
         for event in events:
-            await request.app.state.platform.events.publish(event)
+            if not event.durable:
+                await request.app.state.platform.events.publish(event)
 
 
 class UnitOfWorkRoute(APIRoute):

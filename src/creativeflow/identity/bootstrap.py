@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from creativeflow.identity.models import Role
@@ -45,8 +46,14 @@ async def ensure_builtin_roles(session: AsyncSession) -> None:
 
 
 async def sync_builtin_roles(platform: Platform) -> None:
-    async with platform.write_sessions() as session, session.begin():
-        await ensure_builtin_roles(session)
+    try:
+        async with platform.write_sessions() as session, session.begin():
+            await ensure_builtin_roles(session)
+    except IntegrityError:
+        # Another process starting at the same moment (`serve --workers N`, a worker) created
+        # them first; a second pass finds them and only brings their permissions up to date.
+        async with platform.write_sessions() as session, session.begin():
+            await ensure_builtin_roles(session)
 
 
 async def create_admin_user(settings: Settings, data: UserCreate) -> uuid.UUID:

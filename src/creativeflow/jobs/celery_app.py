@@ -92,6 +92,9 @@ class WorkerSweeper:
 
         platform = build_platform(self.settings, role="sweeper")
         try:
+            # The outbox's dispatcher too: it dispatches what the sweeps record (WORKER_LOST)
+            # and sweeps up events left undispatched, even while no API process runs.
+            await platform.outbox.start()
             await platform.jobs.sweeper.run_forever(self.settings.job_sweep_seconds)
         finally:
             await platform.close()

@@ -23,7 +23,11 @@ AsyncHandler = Callable[["JobContext", Any], Awaitable[JobResult]]
 SyncHandler = Callable[["SyncJobContext", Any], JobResult]
 
 # Modules whose import registers the platform's own kinds.
-BUILTIN_JOB_MODULES = ("creativeflow.jobs.maintenance", "creativeflow.providers.jobs")
+BUILTIN_JOB_MODULES = (
+    "creativeflow.jobs.maintenance",
+    "creativeflow.providers.jobs",
+    "creativeflow.webhooks.jobs",
+)
 
 
 @dataclass(frozen=True, slots=True)

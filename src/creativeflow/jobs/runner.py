@@ -14,8 +14,9 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from creativeflow.db.types import utcnow
 from creativeflow.jobs.context import JobContext, SyncJobContext
 from creativeflow.jobs.errors import JobCancelled, JobFailed, JobLost
+from creativeflow.jobs.events import JobFinishedEvent
 from creativeflow.jobs.kinds import (
     AsyncHandler,
     JobKind,
@@ -36,6 +38,7 @@ from creativeflow.jobs.models import Job, JobStatus
 from creativeflow.jobs.repository import JobRepository
 from creativeflow.providers.errors import ProviderError, ProviderRateLimited
 from creativeflow.shared.core.logging import get_logger
+from creativeflow.shared.messaging.bus import record_event
 
 if TYPE_CHECKING:
     from creativeflow.platform import Platform
@@ -43,6 +46,25 @@ if TYPE_CHECKING:
 _log = get_logger("creativeflow.jobs")
 # Claims try a few candidates: another worker may take the first between our read and update.
 _CLAIM_CANDIDATES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class JobProgress:
+    """A progress report, written and committed: what progress listeners are told."""
+
+    job_id: uuid.UUID
+    kind: str
+    owner_id: uuid.UUID | None
+    subject_type: str | None
+    subject_id: uuid.UUID | None
+    progress: float
+    message: str
+
+
+# Told of every committed progress report, after its transaction (realtime pushes it to
+# sockets). Awaited in order, so reports reach listeners in the order they were written; a
+# listener must be quick and must not raise (a failure is logged, never the job's).
+ProgressListener = Callable[[JobProgress], Awaitable[None]]
 
 
 def new_worker_id(role: str) -> str:
@@ -82,6 +104,7 @@ class JobRunner:
         self.kinds = kinds
         settings = platform.settings
         self.heartbeat_seconds = settings.job_heartbeat_seconds
+        self.progress_listeners: list[ProgressListener] = []
 
     # -- claiming ----------------------------------------------------------------------------
 
@@ -131,7 +154,7 @@ class JobRunner:
             subject_id=job.subject_id,
             attempt=job.attempts,
             platform=self.platform,
-            report=lambda fraction, message: self._report(job.id, fraction, message),
+            report=lambda fraction, message: self._report(job, fraction, message),
         )
         log.info("job_started")
         started = asyncio.get_running_loop().time()
@@ -230,15 +253,34 @@ class JobRunner:
                 handler.cancel()
                 return
 
-    async def _report(self, job_id: uuid.UUID, fraction: float, message: str) -> None:
+    async def _report(self, job: Job, fraction: float, message: str) -> None:
         async with write_transaction(self.platform) as session:
             cancel = await JobRepository(session).report_progress(
-                job_id, self.worker_id, fraction, message, utcnow()
+                job.id, self.worker_id, fraction, message, utcnow()
             )
         if cancel is None:
             raise JobLost
+        # Committed: now (outside the transaction) tell the listeners.
+        await self._announce_progress(
+            JobProgress(
+                job_id=job.id,
+                kind=job.kind,
+                owner_id=job.owner_id,
+                subject_type=job.subject_type,
+                subject_id=job.subject_id,
+                progress=fraction,
+                message=message,
+            )
+        )
         if cancel:
             raise JobCancelled
+
+    async def _announce_progress(self, progress: JobProgress) -> None:
+        for listener in self.progress_listeners:
+            try:
+                await listener(progress)
+            except Exception:
+                _log.exception("job_progress_listener_failed", job_id=str(progress.job_id))
 
     # -- endings -------------------------------------------------------------------------------
 
@@ -251,6 +293,10 @@ class JobRunner:
                     job.id, self.worker_id, utcnow(), status=JobStatus.SUCCEEDED, result=result
                 ):
                     raise JobLost  # rolls back what the job wrote
+                # Durable: written to the outbox by this very transaction.
+                record_event(
+                    session.info, JobFinishedEvent.of(job, JobStatus.SUCCEEDED, result=result)
+                )
         except JobLost:
             return False
         except Exception as exc:
@@ -261,6 +307,7 @@ class JobRunner:
                 f"The job's result could not be stored ({type(exc).__name__})",
             )
             return True
+        await self.platform.outbox.dispatch_committed()
         return True
 
     async def _failed_attempt(self, job: Job, kind: JobKind, failure: _Failure) -> None:
@@ -287,14 +334,20 @@ class JobRunner:
 
     async def _end(self, job: Job, status: JobStatus, *, code: str, message: str) -> None:
         async with write_transaction(self.platform) as session:
-            await JobRepository(session).finish(
+            if await JobRepository(session).finish(
                 job.id,
                 self.worker_id,
                 utcnow(),
                 status=status,
                 error_code=code,
                 error_message=message,
-            )
+            ):
+                record_event(
+                    session.info,
+                    JobFinishedEvent.of(job, status, error_code=code, error_message=message),
+                )
+        # Dispatched from here, at once: a Celery pool process runs no dispatcher of its own.
+        await self.platform.outbox.dispatch_committed()
 
     async def _release(self, job: Job) -> None:
         async with write_transaction(self.platform) as session:

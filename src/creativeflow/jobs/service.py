@@ -23,7 +23,7 @@ from creativeflow.db.ids import uuid7
 from creativeflow.db.types import utcnow
 from creativeflow.identity.principal import Principal
 from creativeflow.jobs.errors import JobNotFound, JobStateConflict
-from creativeflow.jobs.events import JobQueuedEvent
+from creativeflow.jobs.events import JobFinishedEvent, JobQueuedEvent
 from creativeflow.jobs.kinds import job_kinds
 from creativeflow.jobs.models import Job, JobStatus
 from creativeflow.jobs.repository import JobFilters, JobRepository
@@ -204,9 +204,20 @@ class JobService:
                 f"The job has already {job.status.value}", data={"job_status": job.status.value}
             )
         now = utcnow()
-        if not await self.jobs.cancel_queued(job.id, now):
-            # Running, or claimed between our read and this update.
-            await self.jobs.request_cancel(job.id, now)
+        if await self.jobs.cancel_queued(job.id, now):
+            await self.session.refresh(job)
+            record_event(
+                self.session.info,
+                JobFinishedEvent.of(
+                    job,
+                    JobStatus.CANCELLED,
+                    error_code=job.error_code,
+                    error_message=job.error_message,
+                ),
+            )
+            return job
+        # Running, or claimed between our read and this update: its runner records the end.
+        await self.jobs.request_cancel(job.id, now)
         await self.session.refresh(job)
         return job
 

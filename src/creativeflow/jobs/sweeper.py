@@ -19,12 +19,15 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from creativeflow.db.types import utcnow
+from creativeflow.jobs.events import JobFinishedEvent
 from creativeflow.jobs.maintenance import PRUNE_KIND, PruneInput
+from creativeflow.jobs.models import JobStatus
 from creativeflow.jobs.repository import JobRepository
 from creativeflow.jobs.runner import write_transaction
 from creativeflow.jobs.service import JobService
 from creativeflow.jobs.wakers import Waker
 from creativeflow.shared.core.logging import get_logger
+from creativeflow.shared.messaging.bus import record_event
 
 if TYPE_CHECKING:
     from creativeflow.platform import Platform
@@ -78,6 +81,15 @@ class JobSweeper:
                         requeued += 1
                     else:
                         failed += 1
+                        record_event(
+                            session.info,
+                            JobFinishedEvent.of(
+                                job,
+                                JobStatus.FAILED,
+                                error_code="WORKER_LOST",
+                                error_message=message,
+                            ),
+                        )
         if requeued and not self.waker.resends_lost:
             await self.waker.wake(requeued)
         return requeued, failed

@@ -15,7 +15,8 @@ import creativeflow.assets.models
 import creativeflow.ideas.models
 import creativeflow.identity.models
 import creativeflow.jobs.models
-import creativeflow.providers.models  # noqa: F401  (registers the tables)
+import creativeflow.providers.models
+import creativeflow.webhooks.models  # noqa: F401  (registers the tables)
 from creativeflow.db.base import Base
 from creativeflow.db.types import JSONDocument, OrderedEnum, UTCDateTime
 

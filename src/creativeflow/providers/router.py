@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Response, status
+from fastapi import Depends, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
@@ -19,6 +19,7 @@ from creativeflow.http.auth import CurrentPrincipal, DbSession, require_permissi
 from creativeflow.http.headers import IdempotencyKey
 from creativeflow.http.pagination import Limit, Offset, Page
 from creativeflow.http.problems import error_responses
+from creativeflow.http.rate_limits import charge_generation
 from creativeflow.http.routing import api_router
 from creativeflow.identity.permissions import Permission
 from creativeflow.identity.principal import Principal
@@ -46,9 +47,19 @@ from creativeflow.shared.core.exceptions import ValidationException
 router = api_router(tags=["generation"])
 
 Generator = Annotated[Principal, Depends(require_permission(Permission.GENERATION_CREATE))]
+
+
+async def _generation_quota(request: Request, principal: Generator) -> Principal:
+    # After the permission check, before the body is used: a refused request submits nothing.
+    await charge_generation(request, principal.user_id)
+    return principal
+
+
+# A user allowed to generate, and within the generation rate limit (RATE_LIMIT_GENERATION).
+LimitedGenerator = Annotated[Principal, Depends(_generation_quota)]
 GenerationId = Annotated[uuid.UUID, Path(description="The generation's job id")]
 TaskId = Annotated[uuid.UUID, Path(description="The task's job id")]
-_SUBMITTED = error_responses(401, 403, 404, 409, 422)
+_SUBMITTED = error_responses(401, 403, 404, 409, 422, 429)
 _IMAGE_KINDS = (IMAGE_KIND,)
 _TASK_KINDS = (TEXT_TASK_KIND,)
 
@@ -89,7 +100,7 @@ async def _submit(
 )
 async def generate_image(
     body: ImageGenerationRequest,
-    _generator: Generator,
+    _generator: LimitedGenerator,
     service: JobServiceDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
@@ -157,7 +168,7 @@ async def generation_history(
 )
 async def execute_task(
     body: TaskExecutionRequest,
-    _generator: Generator,
+    _generator: LimitedGenerator,
     service: JobServiceDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,

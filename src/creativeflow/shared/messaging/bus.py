@@ -1,5 +1,7 @@
-"""An in-process event bus. Modules record events on the request's session; the unit of work
-publishes them after the commit succeeds, so no consumer hears of a change that was rolled back.
+"""An in-process event bus. Modules record events on the session of the transaction that
+caused them. Durable events are written to the outbox by that transaction and reach the bus
+through the outbox's dispatcher; process signals (`durable = False`) are published by the unit of
+work after the commit succeeds. Either way no consumer hears of a change that was rolled back.
 """
 
 from __future__ import annotations
@@ -23,6 +25,15 @@ def record_event(session_info: dict[str, Any], event: BaseEvent) -> None:
 
 def take_pending_events(session_info: dict[str, Any]) -> list[BaseEvent]:
     return session_info.pop(PENDING_EVENTS_KEY, [])
+
+
+def take_durable_events(session_info: dict[str, Any]) -> list[BaseEvent]:
+    """Remove the durable events pending on a session (for the outbox); signals stay."""
+    pending: list[BaseEvent] = session_info.get(PENDING_EVENTS_KEY, [])
+    durable = [event for event in pending if event.durable]
+    if durable:
+        session_info[PENDING_EVENTS_KEY] = [event for event in pending if not event.durable]
+    return durable
 
 
 class EventBus:

@@ -1,0 +1,1 @@
+"""The outbox (durable domain events dispatched after commit) and signed webhook deliveries."""
