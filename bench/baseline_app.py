@@ -10,6 +10,8 @@ endpoint serves ~13,400 requests/s on uvloop and ~11,500 on the standard loop.
 
 from __future__ import annotations
 
+import hashlib
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -20,4 +22,13 @@ async def hello(_request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "service": "baseline"})
 
 
-app = Starlette(routes=[Route("/", hello)])
+async def drain(request: Request) -> JSONResponse:
+    """Receive a body as it streams and hash it: the floor under an upload (bench/uploads.py)."""
+    digest, size = hashlib.sha256(), 0
+    async for chunk in request.stream():
+        digest.update(chunk)
+        size += len(chunk)
+    return JSONResponse({"sha256": digest.hexdigest(), "bytes": size}, status_code=201)
+
+
+app = Starlette(routes=[Route("/", hello), Route("/drain", drain, methods=["POST"])])

@@ -52,6 +52,9 @@ def _settings(backend: str, data_dir: Path) -> Any:
         secret_key=key_file.read_text(),
         allowed_origins=["https://app.example.com"],
         log_level="INFO",
+        # On, as deployed, but out of reach of a benchmark's request rate (bench/README.md).
+        rate_limit_default="1000000000/hour",
+        rate_limit_generation="1000000000/hour",
     )
 
 
