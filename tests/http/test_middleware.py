@@ -219,6 +219,23 @@ async def test_simple_request_from_an_allowed_origin_exposes_the_correlation_id(
     exposed = response.headers["access-control-expose-headers"].lower()
     assert "x-correlation-id" in exposed
     assert "retry-after" in exposed
+    assert "etag" in exposed and "location" in exposed  # caching images, following jobs
+
+
+async def test_browsers_may_send_idempotency_keys_and_revalidate_images(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.options(
+        "/api/v1/generate/image",
+        headers={
+            "Origin": ALLOWED_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Idempotency-Key, If-None-Match, Content-Type",
+        },
+    )
+    assert response.status_code == 200
+    allowed = response.headers["access-control-allow-headers"].lower()
+    assert "idempotency-key" in allowed and "if-none-match" in allowed
 
 
 async def test_simple_request_from_another_origin_gets_no_cors_grant(
