@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,6 +11,7 @@ from fastapi import FastAPI
 
 from creativeflow import __version__
 from creativeflow.assets.router import router as images_router
+from creativeflow.assets.uploads import remove_abandoned_uploads, upload_directory
 from creativeflow.http.direct import DirectDispatch
 from creativeflow.http.health import build_health_router
 from creativeflow.http.middleware import ProblemCORSMiddleware, RequestContextMiddleware
@@ -51,6 +53,10 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await sync_builtin_roles(app.state.platform)
+        # Uploads a crashed process was receiving (their spool files) are of no use now.
+        await asyncio.to_thread(
+            remove_abandoned_uploads, upload_directory(app.state.platform.settings.data_dir)
+        )
         # The sweeper always; the job runner too unless Celery workers run the jobs.
         await app.state.platform.jobs.start()
         # Dispatches the durable events this process commits; sweeps up others' leftovers.

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 from PIL import ExifTags, Image, ImageCms
 
+from creativeflow.assets.uploads import remove_abandoned_uploads, upload_directory
 from creativeflow.platform import Platform
 from tests.assets.images import (
     BLUE,
@@ -409,3 +412,21 @@ async def test_a_slow_upload_holds_up_no_other_write(users: UserFactory) -> None
     assert not upload_task.done()
     release.set()
     assert (await upload_task).status_code == 201
+
+
+def test_spool_files_left_by_a_crash_are_removed_and_fresh_ones_kept(tmp_path: Path) -> None:
+    directory = upload_directory(tmp_path)
+    directory.mkdir()
+    abandoned = directory / "upload-abandoned.part"
+    receiving = directory / "upload-receiving.part"
+    unrelated = directory / "notes.txt"
+    for path in (abandoned, receiving, unrelated):
+        path.write_bytes(b"x" * 10)
+    two_hours_ago = time.time() - 7200
+    os.utime(abandoned, (two_hours_ago, two_hours_ago))
+    os.utime(unrelated, (two_hours_ago, two_hours_ago))
+
+    assert remove_abandoned_uploads(directory) == 1
+    assert not abandoned.exists()
+    assert receiving.exists() and unrelated.exists()
+    assert remove_abandoned_uploads(tmp_path / "missing") == 0

@@ -46,7 +46,12 @@ from creativeflow.assets.service import (
     store_bytes,
     store_thumbnail,
 )
-from creativeflow.assets.uploads import FILE_FIELD, UploadLimits, receive_upload
+from creativeflow.assets.uploads import (
+    FILE_FIELD,
+    UploadLimits,
+    receive_upload,
+    upload_directory,
+)
 from creativeflow.db.ids import uuid7
 from creativeflow.http.auth import CurrentPrincipal, DbSession, require_permission
 from creativeflow.http.headers import IdempotencyKey
@@ -200,7 +205,7 @@ async def upload_image(
         request.stream(),
         content_type=request.headers.get("content-type"),
         content_length=request.headers.get("content-length"),
-        directory=settings.data_dir / "uploads",
+        directory=upload_directory(settings.data_dir),
         limits=UploadLimits(max_file_bytes=settings.image_upload_max_bytes),
     )
     try:

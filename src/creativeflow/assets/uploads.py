@@ -11,10 +11,12 @@ parser on), fed chunk by chunk; disk writes and hashing run in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
 import tempfile
+import time
 import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -205,6 +207,26 @@ class _Receiver:
         chunk = b"".join(self.file_chunk)
         self.file_chunk.clear()
         return chunk
+
+
+def upload_directory(data_dir: Path) -> Path:
+    """Where uploads are spooled while they stream in (under DATA_DIR, beside the objects)."""
+    return data_dir / "uploads"
+
+
+def remove_abandoned_uploads(directory: Path, *, older_than_seconds: float = 3600.0) -> int:
+    """Delete spool files a crashed process left behind (each up to the upload limit). Only
+    old ones: another process sharing DATA_DIR may be receiving an upload right now."""
+    if not directory.is_dir():
+        return 0
+    cutoff = time.time() - older_than_seconds
+    removed = 0
+    for path in directory.glob("upload-*.part"):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 class _SpoolFile:
