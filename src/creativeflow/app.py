@@ -16,7 +16,11 @@ from creativeflow.http.direct import DirectDispatch
 from creativeflow.http.health import build_health_router
 from creativeflow.http.middleware import ProblemCORSMiddleware, RequestContextMiddleware
 from creativeflow.http.problems import install_problem_handlers, install_problem_openapi
-from creativeflow.http.rate_limits import CallerKeys, RateLimitMiddleware
+from creativeflow.http.rate_limits import (
+    CallerKeys,
+    RateLimitMiddleware,
+    install_rate_limit_openapi,
+)
 from creativeflow.ideas.router import router as ideas_router
 from creativeflow.identity.admin_router import router as admin_router
 from creativeflow.identity.bootstrap import sync_builtin_roles
@@ -105,6 +109,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     # Rate limits count a request before any endpoint (direct ones too) sees it; inside CORS,
     # so that a browser can read a 429 and its headers.
     if platform.rate_limits is not None:
+        install_rate_limit_openapi(app)
         app.add_middleware(
             RateLimitMiddleware,
             limiter=platform.rate_limits,

@@ -530,3 +530,24 @@ async def test_the_in_process_counters_are_bounded() -> None:
     assert [await storage.get(key) for key in ("a", "b", "c", "d")] == [0, 1, 1, 2]
     assert await storage.incr("short", 0) == 1
     assert await storage.get("short") == 0  # expired at once
+
+
+async def test_the_openapi_document_says_which_operations_may_answer_429(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    limited = exempt = 0
+    for path, item in document["paths"].items():
+        for operation in item.values():
+            answer = operation["responses"].get("429")
+            if path.startswith(("/health", "/api/v1/health", "/metrics")):
+                assert answer is None, path
+                exempt += 1
+            else:
+                assert answer is not None, path
+                assert "Retry-After" in answer["headers"]
+                assert answer["content"]["application/problem+json"]["schema"]["$ref"] == (
+                    "#/components/schemas/Problem"
+                )
+                limited += 1
+    assert limited > 40 and exempt >= 3

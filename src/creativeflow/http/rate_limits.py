@@ -488,3 +488,43 @@ async def charge_generation(request: Request, user_id: uuid.UUID) -> None:
     refused = next((window for window in windows if not window.allowed), None)
     if refused is not None:
         raise _refusal(refused)
+
+
+def install_rate_limit_openapi(app: Any) -> None:
+    """Every limited operation may answer 429: say so in the OpenAPI document, with the
+    headers a client reads to wait (the probes and /metrics are never limited)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        first = app.openapi_schema is None
+        document: dict[str, Any] = generate()
+        if first:
+            _document_429(document)
+        return document
+
+    app.openapi = openapi
+
+
+def _document_429(document: dict[str, Any]) -> None:
+    problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    integer = {"schema": {"type": "integer"}}
+    for path, item in document.get("paths", {}).items():
+        if is_exempt(path):
+            continue
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            response = operation["responses"].setdefault(
+                "429",
+                {
+                    "description": "Too Many Requests",
+                    "content": {"application/problem+json": problem},
+                },
+            )
+            response.setdefault("description", "Too Many Requests")
+            response["headers"] = {
+                "Retry-After": {"description": "Seconds to wait", **integer},
+                "RateLimit-Limit": {"description": "Requests the window allows", **integer},
+                "RateLimit-Remaining": {"description": "Requests left in it", **integer},
+                "RateLimit-Reset": {"description": "Seconds until it resets", **integer},
+            }
