@@ -37,7 +37,6 @@ from creativeflow.identity.bootstrap import ensure_builtin_roles
 from creativeflow.identity.principal import Principal
 from creativeflow.identity.service import AuthService
 from creativeflow.jobs.models import Job, JobStatus
-from creativeflow.jobs.runner import write_transaction
 from creativeflow.jobs.service import JobService
 from creativeflow.platform import Platform, build_platform
 from creativeflow.settings import Settings
@@ -118,7 +117,7 @@ async def submit_batch(
 ) -> list[uuid.UUID]:
     ids = []
     for start in range(0, len(inputs), 50):
-        async with write_transaction(platform) as session:
+        async with platform.write_transaction() as session:
             service = JobService(session, owner, default_max_attempts=1)
             for data in inputs[start : start + 50]:
                 job, _ = await service.submit(kind, data)

@@ -38,7 +38,6 @@ from tests.databases import create_postgres_database, drop_postgres_database
 
 from creativeflow.db import migrate
 from creativeflow.identity.principal import Principal
-from creativeflow.jobs.runner import write_transaction
 from creativeflow.jobs.service import JobService
 from creativeflow.platform import build_platform
 from creativeflow.settings import Settings
@@ -149,7 +148,7 @@ async def measure(
 
             reader = asyncio.create_task(read())
             for _ in range(jobs):
-                async with write_transaction(platform) as session:
+                async with platform.write_transaction() as session:
                     await JobService(session, principal, default_max_attempts=1).submit(
                         KIND, {"steps": 5, "step_seconds": 0.02}
                     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
+from collections.abc import AsyncIterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -81,6 +83,15 @@ class Platform:
     outbox: OutboxDispatcher = field(init=False)
     # Encrypts secrets kept at rest (`creativeflow.encryption`).
     field_cipher: FieldCipher = field(init=False)
+
+    @contextlib.asynccontextmanager
+    async def write_transaction(self) -> AsyncIterator[AsyncSession]:
+        """A short write transaction outside any request (jobs, dispatchers, maintenance),
+        queued on SQLite's write gate like the requests' writes. Never held across a provider
+        or network call."""
+        gate = self.write_gate or contextlib.nullcontext()
+        async with gate, self.write_sessions() as session, session.begin():
+            yield session
 
     @property
     def reads(self) -> ReadConnections:

@@ -21,7 +21,6 @@ from creativeflow.app import create_app
 from creativeflow.identity.bootstrap import sync_builtin_roles
 from creativeflow.identity.principal import Principal
 from creativeflow.jobs.models import Job
-from creativeflow.jobs.runner import write_transaction
 from creativeflow.jobs.service import JobService
 from creativeflow.platform import Platform, build_platform
 from creativeflow.settings import Environment, Settings
@@ -130,7 +129,7 @@ async def wait_all(
 
 async def submit(platform: Platform, kind: str, data: dict[str, Any], **options: Any) -> Job:
     """A job of the platform's own (no owner), submitted as a module would, then woken."""
-    async with write_transaction(platform) as session:
+    async with platform.write_transaction() as session:
         job, _ = await JobService(session, None, default_max_attempts=3).submit(
             kind, data, **options
         )
@@ -141,7 +140,7 @@ async def submit(platform: Platform, kind: str, data: dict[str, Any], **options:
 async def submit_owned(platform: Platform, user_id: str, data: dict[str, Any]) -> Job:
     """A `tests.steps` job of the user `user_id`."""
     principal = Principal(uuid.UUID(user_id), "owner", frozenset(), frozenset())
-    async with write_transaction(platform) as session:
+    async with platform.write_transaction() as session:
         job, _ = await JobService(session, principal, default_max_attempts=3).submit(
             "tests.steps", data
         )

@@ -15,7 +15,6 @@ from creativeflow.db.types import utcnow
 from creativeflow.jobs.maintenance import PRUNE_KIND
 from creativeflow.jobs.models import Job, JobStatus
 from creativeflow.jobs.repository import JobRepository
-from creativeflow.jobs.runner import write_transaction
 from creativeflow.platform import Platform
 from tests.factories import UserFactory
 from tests.jobs.live import (
@@ -81,7 +80,7 @@ async def test_a_job_waiting_on_a_long_call_is_cancelled_by_its_heartbeat(
 async def _claim_as_dead_worker(platform: Platform, job_id: uuid.UUID) -> None:
     """Claim the job for a worker that then vanished: its last heartbeat is long ago."""
     long_ago = utcnow() - timedelta(hours=1)
-    async with write_transaction(platform) as session:
+    async with platform.write_transaction() as session:
         assert await JobRepository(session).claim(job_id, "worker@gone:1:dead", long_ago)
 
 
@@ -92,7 +91,7 @@ async def test_a_job_whose_worker_died_is_retried_or_failed_with_worker_lost(
     async with running_platform(settings, start_jobs=False) as platform:
         retried = await submit(platform, "tests.steps", {"steps": 1})
         exhausted = await submit(platform, "tests.steps", {"steps": 1})
-        async with write_transaction(platform) as session:
+        async with platform.write_transaction() as session:
             await session.execute(update(Job).where(Job.id == exhausted.id).values(max_attempts=1))
         await _claim_as_dead_worker(platform, retried.id)
         await _claim_as_dead_worker(platform, exhausted.id)
@@ -137,7 +136,7 @@ async def test_finished_jobs_past_retention_are_pruned_by_a_daily_job(
         recent = await submit(platform, "tests.steps", {"steps": 1})
         unfinished = await submit(platform, "tests.steps", {"steps": 1})
         await platform.jobs.drain()
-        async with write_transaction(platform) as session:
+        async with platform.write_transaction() as session:
             await session.execute(
                 update(Job)
                 .where(Job.id.in_([old.id, unfinished.id]))

@@ -21,7 +21,6 @@ from websockets.exceptions import ConnectionClosed
 
 from creativeflow.identity.principal import Principal
 from creativeflow.jobs.models import Job
-from creativeflow.jobs.runner import write_transaction
 from creativeflow.jobs.service import JobService, Subject
 from creativeflow.platform import Platform
 from creativeflow.settings import Settings
@@ -172,7 +171,7 @@ async def submit_job(
     shared database: a server's runner picks it up."""
     principal = Principal(uuid.UUID(user_id), "owner", frozenset(), frozenset())
     subject = Subject(PROFILE, uuid.UUID(user_id)) if profile else None
-    async with write_transaction(platform) as session:
+    async with platform.write_transaction() as session:
         job, _ = await JobService(session, principal, default_max_attempts=1).submit(
             kind, data, subject=subject
         )

@@ -13,7 +13,6 @@ from sqlalchemy import update
 
 from creativeflow.db.types import utcnow
 from creativeflow.jobs.models import Job
-from creativeflow.jobs.runner import write_transaction
 from creativeflow.platform import Platform
 from creativeflow.webhooks.delivery import USER_AGENT
 from creativeflow.webhooks.schedule import DELIVERY_RETRIES
@@ -99,7 +98,7 @@ async def test_a_finished_job_is_delivered_signed_with_the_secret_shown_at_creat
 
 async def _due_now(platform: Platform, job_id: str) -> None:
     """Skip a delivery job's backoff (the first retry waits a minute)."""
-    async with write_transaction(platform) as session:
+    async with platform.write_transaction() as session:
         await session.execute(
             update(Job).where(Job.id == uuid.UUID(job_id)).values(run_after=utcnow())
         )

@@ -17,7 +17,6 @@ from sqlalchemy import func, select, update
 from creativeflow.db.types import utcnow
 from creativeflow.jobs.models import Job, JobStatus
 from creativeflow.jobs.repository import JobRepository
-from creativeflow.jobs.runner import write_transaction
 from creativeflow.platform import Platform
 from creativeflow.shared.messaging.bus import record_event
 from creativeflow.shared.messaging.events import BaseEvent, EventAudience
@@ -56,7 +55,7 @@ class Heard:
 
 
 async def record(platform: Platform, *events: BaseEvent) -> None:
-    async with write_transaction(platform) as session:
+    async with platform.write_transaction() as session:
         for event in events:
             record_event(session.info, event)
 
@@ -72,7 +71,7 @@ async def test_an_event_of_a_rolled_back_transaction_is_never_dispatched(
     async with live_platform(settings) as platform:
         heard = Heard(platform, event_type=SampleHappened.event_type)
         with pytest.raises(Boom):
-            async with write_transaction(platform) as session:
+            async with platform.write_transaction() as session:
                 record_event(session.info, SampleHappened(label="rolled back"))
                 await session.flush()
                 raise Boom
@@ -182,7 +181,7 @@ async def test_every_way_a_job_ends_records_a_finished_event(
         queued = await submit_owned(platform, user.id, {"steps": 1})
         assert (await user.post(f"/api/v1/jobs/{queued.id}/cancel")).status_code == 200
         lost = await submit_owned(platform, user.id, {"steps": 1})
-        async with write_transaction(platform) as session:
+        async with platform.write_transaction() as session:
             await session.execute(update(Job).where(Job.id == lost.id).values(max_attempts=1))
             assert await JobRepository(session).claim(
                 lost.id, "worker@gone:1:dead", utcnow() - timedelta(hours=1)
@@ -259,7 +258,7 @@ async def test_dispatched_events_and_finished_deliveries_are_pruned_after_retent
         old, recent, waiting = (SampleHappened(label=n) for n in ("old", "recent", "waiting"))
         await record(platform, old, recent, waiting)
         long_ago = utcnow() - timedelta(days=3)
-        async with write_transaction(platform) as session:
+        async with platform.write_transaction() as session:
             await session.execute(
                 update(OutboxEvent)
                 .where(OutboxEvent.event_id == old.event_id)
@@ -297,7 +296,7 @@ async def test_dispatched_events_and_finished_deliveries_are_pruned_after_retent
                 .all()
             )
         assert len(prune_jobs) == 1
-        async with write_transaction(platform) as session:
+        async with platform.write_transaction() as session:
             # Only the prune may run now: the pings' deliveries stay put.
             await session.execute(
                 update(Job)

@@ -62,7 +62,6 @@ from creativeflow.http.routing import api_router, finish_request_session, open_r
 from creativeflow.identity.permissions import Permission
 from creativeflow.identity.principal import Principal
 from creativeflow.jobs.router import JobServiceDep, job_location
-from creativeflow.jobs.runner import write_transaction
 from creativeflow.jobs.schemas import JobRead
 from creativeflow.jobs.service import JobService, Subject
 from creativeflow.providers.jobs import (
@@ -410,7 +409,7 @@ async def _make_thumbnail(request: Request, image: Image) -> tuple[str, bytes]:
     key, data = await store_thumbnail(
         platform.storage, image, source, max_pixels=platform.settings.image_max_pixels
     )
-    async with write_transaction(platform) as session:
+    async with platform.write_transaction() as session:
         await ImageService(session).record_thumbnail(image.storage_key, key)
     return key, data
 

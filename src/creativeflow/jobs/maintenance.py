@@ -11,7 +11,6 @@ from creativeflow.db.types import utcnow
 from creativeflow.jobs.context import JobContext
 from creativeflow.jobs.kinds import Retries, job_kind
 from creativeflow.jobs.repository import JobRepository
-from creativeflow.jobs.runner import write_transaction
 
 PRUNE_KIND = "jobs.prune"
 _BATCH = 500
@@ -34,7 +33,7 @@ async def prune_finished_jobs(context: JobContext, data: PruneInput) -> dict[str
     while True:
         # Small batches, each its own transaction: a large backlog never holds a long lock
         # (nor, on SQLite, the write gate) against requests.
-        async with write_transaction(context.platform) as session:
+        async with context.platform.write_transaction() as session:
             batch = await JobRepository(session).prune(cut_off, _BATCH)
         deleted += batch
         if batch < _BATCH:

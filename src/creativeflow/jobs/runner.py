@@ -14,14 +14,13 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from creativeflow.db.types import utcnow
 from creativeflow.jobs.context import JobContext, SyncJobContext
@@ -71,15 +70,6 @@ def new_worker_id(role: str) -> str:
     return f"{role}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-@contextlib.asynccontextmanager
-async def write_transaction(platform: Platform) -> AsyncIterator[AsyncSession]:
-    """A short write transaction outside any request, queued on SQLite's write gate like the
-    requests' writes. Never held across a provider call."""
-    gate = platform.write_gate or contextlib.nullcontext()
-    async with gate, platform.write_sessions() as session, session.begin():
-        yield session
-
-
 class _Failure(Exception):
     def __init__(self, code: str, message: str, *, retryable: bool, wait: float | None = None):
         super().__init__(message)
@@ -110,7 +100,7 @@ class JobRunner:
 
     async def claim(self) -> Job | None:
         now = utcnow()
-        async with write_transaction(self.platform) as session:
+        async with self.platform.write_transaction() as session:
             jobs = JobRepository(session)
             for job_id in await jobs.claim_candidates(now, _CLAIM_CANDIDATES):
                 if await jobs.claim(job_id, self.worker_id, now):
@@ -246,7 +236,7 @@ class JobRunner:
         even in the middle of a long provider call."""
         while True:
             await asyncio.sleep(self.heartbeat_seconds)
-            async with write_transaction(self.platform) as session:
+            async with self.platform.write_transaction() as session:
                 cancel = await JobRepository(session).heartbeat(job_id, self.worker_id, utcnow())
             if cancel is None or cancel:
                 stop.append(JobLost if cancel is None else JobCancelled)
@@ -254,7 +244,7 @@ class JobRunner:
                 return
 
     async def _report(self, job: Job, fraction: float, message: str) -> None:
-        async with write_transaction(self.platform) as session:
+        async with self.platform.write_transaction() as session:
             cancel = await JobRepository(session).report_progress(
                 job.id, self.worker_id, fraction, message, utcnow()
             )
@@ -286,7 +276,7 @@ class JobRunner:
 
     async def _succeed(self, job: Job, result: dict[str, Any], context: JobContext) -> bool:
         try:
-            async with write_transaction(self.platform) as session:
+            async with self.platform.write_transaction() as session:
                 for write in context.success_writes:
                     await write(session)
                 if not await JobRepository(session).finish(
@@ -316,7 +306,7 @@ class JobRunner:
             if failure.wait is not None:
                 delay = max(delay, failure.wait)
             now = utcnow()
-            async with write_transaction(self.platform) as session:
+            async with self.platform.write_transaction() as session:
                 await JobRepository(session).requeue(
                     job.id,
                     self.worker_id,
@@ -333,7 +323,7 @@ class JobRunner:
         await self._end(job, JobStatus.FAILED, code=code, message=message)
 
     async def _end(self, job: Job, status: JobStatus, *, code: str, message: str) -> None:
-        async with write_transaction(self.platform) as session:
+        async with self.platform.write_transaction() as session:
             if await JobRepository(session).finish(
                 job.id,
                 self.worker_id,
@@ -350,5 +340,5 @@ class JobRunner:
         await self.platform.outbox.dispatch_committed()
 
     async def _release(self, job: Job) -> None:
-        async with write_transaction(self.platform) as session:
+        async with self.platform.write_transaction() as session:
             await JobRepository(session).release(job.id, self.worker_id, utcnow())

@@ -23,7 +23,6 @@ from creativeflow.jobs.events import JobFinishedEvent
 from creativeflow.jobs.maintenance import PRUNE_KIND, PruneInput
 from creativeflow.jobs.models import JobStatus
 from creativeflow.jobs.repository import JobRepository
-from creativeflow.jobs.runner import write_transaction
 from creativeflow.jobs.service import JobService
 from creativeflow.jobs.wakers import Waker
 from creativeflow.shared.core.logging import get_logger
@@ -67,7 +66,7 @@ class JobSweeper:
     async def _release_lost(self) -> tuple[int, int]:
         now = utcnow()
         requeued = failed = 0
-        async with write_transaction(self.platform) as session:
+        async with self.platform.write_transaction() as session:
             jobs = JobRepository(session)
             for job in await jobs.lost(now - self.heartbeat_timeout, _BATCH):
                 retry = job.attempts < job.max_attempts
@@ -98,7 +97,7 @@ class JobSweeper:
         if not self.waker.resends_lost:
             return 0
         now = utcnow()
-        async with write_transaction(self.platform) as session:
+        async with self.platform.write_transaction() as session:
             jobs = JobRepository(session)
             due = await jobs.needing_wakeup(now, now - self.resend_after, _BATCH)
             await jobs.mark_woken(due, now)
@@ -108,7 +107,7 @@ class JobSweeper:
     async def _schedule_prune(self) -> bool:
         # One a day (per retention setting: a changed setting is a different request).
         key = f"{PRUNE_KIND}:{utcnow().date().isoformat()}:{self.retention_days}d"
-        async with write_transaction(self.platform) as session:
+        async with self.platform.write_transaction() as session:
             service = JobService(
                 session, None, default_max_attempts=self.platform.settings.job_default_max_attempts
             )

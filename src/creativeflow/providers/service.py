@@ -44,9 +44,8 @@ class CallRecord:
 
 async def record_call(platform: Platform, call: CallRecord) -> None:
     """One ledger row, in its own transaction: a call costs whether or not its job succeeds."""
-    from creativeflow.jobs.runner import write_transaction
 
-    async with write_transaction(platform) as session:
+    async with platform.write_transaction() as session:
         session.add(
             UsageRecord(
                 id=uuid7(),

@@ -16,7 +16,6 @@ from creativeflow.db.types import utcnow
 from creativeflow.jobs.context import JobContext
 from creativeflow.jobs.errors import JobFailed
 from creativeflow.jobs.kinds import Retries, job_kind
-from creativeflow.jobs.runner import write_transaction
 from creativeflow.shared.messaging.events import WebhookDispatchEvent
 from creativeflow.webhooks.delivery import send
 from creativeflow.webhooks.repository import DeliveryRepository, OutboxRepository
@@ -47,7 +46,7 @@ async def deliver(context: JobContext, data: DeliverInput) -> dict[str, Any]:
         prepared = await DeliveryAttempts(session, platform.field_cipher).prepare(data.delivery_id)
     if prepared.attempt is None:
         assert prepared.skipped is not None
-        async with write_transaction(platform) as session:
+        async with platform.write_transaction() as session:
             await DeliveryAttempts(session, platform.field_cipher).skip(
                 data.delivery_id, prepared.skipped, utcnow()
             )
@@ -71,7 +70,7 @@ async def deliver(context: JobContext, data: DeliverInput) -> dict[str, Any]:
         prepared.manual or not outcome.retryable or context.attempt >= DELIVERY_RETRIES.max_attempts
     )
     now = utcnow()
-    async with write_transaction(platform) as session:
+    async with platform.write_transaction() as session:
         await DeliveryAttempts(session, platform.field_cipher).record(
             data.delivery_id,
             outcome,
@@ -101,7 +100,7 @@ async def prune(context: JobContext, data: PruneInput) -> dict[str, Any]:
     # Small batches, each its own short transaction (and turn of SQLite's write gate).
     for name in counts:
         while True:
-            async with write_transaction(context.platform) as session:
+            async with context.platform.write_transaction() as session:
                 if name == "outbox_events":
                     batch = await OutboxRepository(session).prune(events_before, _PRUNE_BATCH)
                 else:

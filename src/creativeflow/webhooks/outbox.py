@@ -5,7 +5,7 @@ Writing. `record_event(session.info, event)` keeps the event on the session; jus
 session's transaction commits, a session hook turns every durable event into an
 `outbox_events` row, so the event exists exactly when the change does. The hook is installed
 on SQLAlchemy's `Session` class once per process (`install_outbox_hooks`): every write session
-(a request's unit of work, `jobs.runner.write_transaction`) writes its events, whoever built it.
+(a request's unit of work, `Platform.write_transaction`) writes its events, whoever built it.
 
 Dispatching. After the commit, the hook hands the new rows' ids to the dispatcher of the
 platform whose session it was (`session.info`), which dispatches them at once: a claim by
@@ -38,7 +38,6 @@ from sqlalchemy.orm import Session
 from creativeflow.db.ids import uuid7
 from creativeflow.db.types import utcnow
 from creativeflow.jobs.events import JobFinishedEvent
-from creativeflow.jobs.runner import write_transaction
 from creativeflow.jobs.service import JobService
 from creativeflow.shared.core.logging import get_logger
 from creativeflow.shared.messaging.bus import take_durable_events, take_pending_events
@@ -182,7 +181,7 @@ class OutboxDispatcher:
         claims, self._claims = set(self._claims), set()
         if claims:
             try:
-                async with write_transaction(self.platform) as session:
+                async with self.platform.write_transaction() as session:
                     await OutboxRepository(session).release_claims(claims, utcnow())
             except Exception:  # the claims run out by themselves
                 _log.exception("outbox_release_failed")
@@ -248,7 +247,7 @@ class OutboxDispatcher:
         now = utcnow()
         self._claims.add(token)
         try:
-            async with write_transaction(self.platform) as session:
+            async with self.platform.write_transaction() as session:
                 rows = await OutboxRepository(session).claim(
                     row_ids, token, now, now + timedelta(seconds=CLAIM_SECONDS)
                 )
@@ -279,7 +278,7 @@ class OutboxDispatcher:
         # In process first (sockets wait on it), then webhooks: at least once for
         # subscribers, exactly once for webhooks (the mark and the deliveries commit together).
         await self.platform.events.publish(event)
-        async with write_transaction(self.platform) as session:
+        async with self.platform.write_transaction() as session:
             marked = await OutboxRepository(session).mark_dispatched(row.id, token, utcnow())
             if marked:
                 await WebhookFanout(session, self.platform.settings).deliver(event)
@@ -289,7 +288,7 @@ class OutboxDispatcher:
 
     async def _failed(self, row: OutboxEvent, token: uuid.UUID, error: str) -> None:
         now = utcnow()
-        async with write_transaction(self.platform) as session:
+        async with self.platform.write_transaction() as session:
             outbox = OutboxRepository(session)
             if row.dispatch_attempts >= MAX_DISPATCH_ATTEMPTS:
                 _log.error(
@@ -319,7 +318,7 @@ class OutboxDispatcher:
             f"{PRUNE_KIND}:{today.isoformat()}:{settings.outbox_retention_hours:g}h:"
             f"{settings.webhook_delivery_retention_days}d"
         )
-        async with write_transaction(self.platform) as session:
+        async with self.platform.write_transaction() as session:
             await JobService(
                 session, None, default_max_attempts=settings.job_default_max_attempts
             ).submit(
@@ -342,7 +341,7 @@ class OutboxDispatcher:
         if event.kind != DELIVER_KIND or event.status == "succeeded":
             return
         reason = event.error_message or event.error_code or event.status
-        async with write_transaction(self.platform) as session:
+        async with self.platform.write_transaction() as session:
             await DeliveryAttempts(session, self.platform.field_cipher).give_up_for_job(
                 event.job_id, f"the delivery job {event.status}: {reason}"
             )
