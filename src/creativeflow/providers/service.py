@@ -44,7 +44,6 @@ class CallRecord:
 
 async def record_call(platform: Platform, call: CallRecord) -> None:
     """One ledger row, in its own transaction: a call costs whether or not its job succeeds."""
-
     async with platform.write_transaction() as session:
         session.add(
             UsageRecord(
