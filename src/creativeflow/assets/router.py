@@ -327,12 +327,8 @@ async def list_images(
         limit=limit,
         offset=offset,
     )
-    return Page[ImageRead](
-        items=[ImageRead.of(image) for image in rows],
-        total=total,
-        limit=limit,
-        offset=offset,
-        has_more=offset + len(rows) < total,
+    return Page[ImageRead].of(
+        [ImageRead.of(image) for image in rows], total=total, limit=limit, offset=offset
     )
 
 

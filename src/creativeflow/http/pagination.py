@@ -23,6 +23,17 @@ class Page(BaseModel, Generic[ItemT]):
         default=None, description="Opaque keyset cursor for the next page, when supported"
     )
 
+    @classmethod
+    def of(cls, items: list[ItemT], *, total: int, limit: int, offset: int) -> Page[ItemT]:
+        """An offset page: whether more follow is derived from where it ends."""
+        return cls(
+            items=items,
+            total=total,
+            limit=limit,
+            offset=offset,
+            has_more=offset + len(items) < total,
+        )
+
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (1-100)")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip")]

@@ -38,13 +38,8 @@ SchemaT = TypeVar("SchemaT", bound=BaseModel)
 def _page(
     schema: type[SchemaT], rows: Sequence[Any], total: int, limit: int, offset: int
 ) -> Page[SchemaT]:
-    return Page[schema](  # type: ignore[valid-type]
-        items=[schema.model_validate(row) for row in rows],
-        total=total,
-        limit=limit,
-        offset=offset,
-        has_more=offset + len(rows) < total,
-    )
+    items = [schema.model_validate(row) for row in rows]
+    return Page[schema].of(items, total=total, limit=limit, offset=offset)  # type: ignore[valid-type]
 
 
 async def _role_service(session: DbSession) -> RoleService:

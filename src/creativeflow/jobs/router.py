@@ -97,12 +97,8 @@ async def page_of_jobs(
     rows, total = await service.list_page(
         filters, sort=sort.value, descending=order is SortOrder.DESC, limit=limit, offset=offset
     )
-    return Page[JobRead](
-        items=[JobRead.of(job) for job in rows],
-        total=total,
-        limit=limit,
-        offset=offset,
-        has_more=offset + len(rows) < total,
+    return Page[JobRead].of(
+        [JobRead.of(job) for job in rows], total=total, limit=limit, offset=offset
     )
 
 

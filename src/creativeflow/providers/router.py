@@ -277,10 +277,9 @@ async def usage_totals(
         limit=limit,
         offset=offset,
     )
-    return Page[UsageTotal](
-        items=[UsageTotal.model_validate(dict(row)) for row in rows],
+    return Page[UsageTotal].of(
+        [UsageTotal.model_validate(dict(row)) for row in rows],
         total=total,
         limit=limit,
         offset=offset,
-        has_more=offset + len(rows) < total,
     )

@@ -106,12 +106,8 @@ async def list_webhooks(
     service: WebhookServiceDep, limit: Limit = 20, offset: Offset = 0
 ) -> Page[WebhookRead]:
     rows, total = await service.list_page(limit=limit, offset=offset)
-    return Page[WebhookRead](
-        items=[WebhookRead.of(row) for row in rows],
-        total=total,
-        limit=limit,
-        offset=offset,
-        has_more=offset + len(rows) < total,
+    return Page[WebhookRead].of(
+        [WebhookRead.of(row) for row in rows], total=total, limit=limit, offset=offset
     )
 
 
@@ -199,12 +195,8 @@ async def list_deliveries(
     rows, total = await service.deliveries_page(
         webhook_id, statuses=status_filter or (), limit=limit, offset=offset
     )
-    return Page[DeliveryRead](
-        items=[DeliveryRead.of(row) for row in rows],
-        total=total,
-        limit=limit,
-        offset=offset,
-        has_more=offset + len(rows) < total,
+    return Page[DeliveryRead].of(
+        [DeliveryRead.of(row) for row in rows], total=total, limit=limit, offset=offset
     )
 
 
