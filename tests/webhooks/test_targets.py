@@ -8,12 +8,8 @@ import ipaddress
 import httpx
 import pytest
 
-from creativeflow.webhooks.targets import (
-    TargetRefused,
-    parse_target_url,
-    refusal_reason,
-    resolve_target,
-)
+from creativeflow.addresses import refusal_reason
+from creativeflow.webhooks.targets import TargetRefused, parse_target_url, resolve_target
 from tests.factories import UserFactory
 
 

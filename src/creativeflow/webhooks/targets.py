@@ -9,16 +9,14 @@ connection (DNS rebinding) cannot point the request somewhere else.
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
 from dataclasses import dataclass
 
 import httpx
 
+from creativeflow.addresses import HostNotResolved, first_refused, resolve_addresses
+
 MAX_URL_LENGTH = 2048
 _SCHEMES = ("http", "https")
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class TargetRefused(Exception):
@@ -69,24 +67,6 @@ def parse_target_url(raw: str) -> httpx.URL:
     return url
 
 
-def refusal_reason(address: IPAddress) -> str | None:
-    """Why an address may not receive webhooks, or None when it is public."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return refusal_reason(address.ipv4_mapped)
-    for reason, flagged in (
-        ("unspecified", address.is_unspecified),
-        ("loopback", address.is_loopback),
-        ("link-local", address.is_link_local),
-        ("multicast", address.is_multicast),
-        ("reserved", address.is_reserved),
-        ("private", address.is_private),
-        ("not globally routable", not address.is_global),
-    ):
-        if flagged:
-            return reason
-    return None
-
-
 async def resolve_target(
     url: httpx.URL, *, allow_private: bool, resolve_seconds: float
 ) -> ResolvedTarget:
@@ -94,34 +74,14 @@ async def resolve_target(
     host = url.raw_host.decode("ascii")
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
-        literal: IPAddress | None = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    if literal is not None:
-        addresses = [literal]
-    else:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(resolve_seconds):
-                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (OSError, TimeoutError) as exc:
-            raise TargetRefused(
-                f"the host {host} does not resolve ({exc})", retryable=True
-            ) from exc
-        addresses = []
-        for _family, _type, _proto, _name, sockaddr in infos:
-            # Drop an IPv6 zone ("fe80::1%eth0"): the address itself is what is judged.
-            address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-            if address not in addresses:
-                addresses.append(address)
-        if not addresses:
-            raise TargetRefused(f"the host {host} has no address", retryable=True)
-    if not allow_private:
-        for address in addresses:
-            reason = refusal_reason(address)
-            if reason is not None:
-                raise TargetRefused(
-                    f"the host {host} resolves to {address}, a {reason} address; webhooks go "
-                    "to public addresses only"
-                )
+        addresses = await resolve_addresses(host, port, timeout_seconds=resolve_seconds)
+    except HostNotResolved as exc:
+        raise TargetRefused(str(exc), retryable=True) from exc
+    refused = None if allow_private else first_refused(addresses)
+    if refused is not None:
+        address, reason = refused
+        raise TargetRefused(
+            f"the host {host} resolves to {address}, a {reason} address; webhooks go "
+            "to public addresses only"
+        )
     return ResolvedTarget(url=url, address=str(addresses[0]))
