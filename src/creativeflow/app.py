@@ -12,6 +12,9 @@ from fastapi import FastAPI
 from creativeflow import __version__
 from creativeflow.assets.router import router as images_router
 from creativeflow.assets.uploads import remove_abandoned_uploads, upload_directory
+from creativeflow.datasources.router import credentials_router
+from creativeflow.datasources.router import reaching_router as datasource_calls_router
+from creativeflow.datasources.router import router as datasources_router
 from creativeflow.http.direct import DirectDispatch
 from creativeflow.http.health import build_health_router
 from creativeflow.http.middleware import ProblemCORSMiddleware, RequestContextMiddleware
@@ -152,4 +155,7 @@ def _include_domain_routers(app: FastAPI) -> None:
     app.include_router(generation_router, prefix=API_PREFIX)
     app.include_router(images_router, prefix=API_PREFIX)
     app.include_router(webhooks_router, prefix=API_PREFIX)
+    app.include_router(datasource_calls_router, prefix=API_PREFIX)
+    app.include_router(datasources_router, prefix=API_PREFIX)
+    app.include_router(credentials_router, prefix=API_PREFIX)
     app.include_router(realtime_router, prefix=API_PREFIX)

@@ -15,8 +15,10 @@ from creativeflow.settings import ConfigurationError, Settings, get_settings
 app = typer.Typer(help="CreativeFlow platform", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations", no_args_is_help=True)
 users_app = typer.Typer(help="User administration", no_args_is_help=True)
+secrets_app = typer.Typer(help="Secrets kept encrypted at rest", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.add_typer(secrets_app, name="secrets")
 
 
 def _settings() -> Settings:
@@ -219,6 +221,20 @@ def create_admin(
         typer.secho(exc.detail, fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"created admin {data.username} ({user_id})")
+
+
+@secrets_app.command("rotate")
+def rotate_secrets(
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per transaction")] = 200,
+) -> None:
+    """Re-encrypt every stored secret (data-source secrets, shared credentials, webhook signing
+    secrets) under the newest key of FIELD_ENCRYPTION_KEYS. Run it after putting a new key
+    first; once it reports nothing left, older keys may be removed."""
+    from creativeflow.secret_rotation import rotate_all
+
+    settings = _settings()
+    for label, changed in asyncio.run(rotate_all(settings, batch=batch)).items():
+        typer.echo(f"{label}: {changed} re-encrypted")
 
 
 @app.command()

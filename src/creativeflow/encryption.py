@@ -127,3 +127,11 @@ class FieldCipher:
         """Which key encrypted a stored value (to find values left on a retired key)."""
         parts = stored.split(".")
         return parts[1] if len(parts) == 4 and parts[0] == FORMAT_VERSION else None
+
+    def reencrypt(self, stored: str, *, purpose: str, row_id: uuid.UUID) -> str | None:
+        """The value encrypted under the active key, or None when it already is."""
+        if self.key_id_of(stored) == self.active_key_id:
+            return None
+        return self.encrypt(
+            self.decrypt(stored, purpose=purpose, row_id=row_id), purpose=purpose, row_id=row_id
+        )

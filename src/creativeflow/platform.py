@@ -191,9 +191,11 @@ def build_platform(
     install_outbox_hooks()
     platform.outbox = OutboxDispatcher(platform)
     platform.write_sessions.configure(info=dispatcher_info(platform.outbox))
+    from creativeflow.datasources.notifications import connect_datasource_events
     from creativeflow.realtime.publishing import connect_job_events
 
     connect_job_events(platform)
+    connect_datasource_events(platform)
     return platform
 
 

@@ -145,6 +145,20 @@ class Settings(BaseSettings):
     # from SECRET_KEY (always kept as the last key, so values it encrypted still open).
     field_encryption_keys: SecretStr | None = None
 
+    # -- data sources ----------------------------------------------------------------------------
+    # Files a `local_file` or `sqlite` source may read lie inside this directory (default:
+    # DATA_DIR/files); paths outside it are refused, symlinks resolved.
+    datasource_file_root: Path | None = None
+    # Connection tests, discovery and preview reach public addresses only, unless this is true
+    # (unset: true in development, where databases live on localhost, false otherwise).
+    datasource_allow_private_hosts: bool | None = None
+    # One connection test, discovery or preview gives up after this long (TIMEOUT).
+    datasource_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Checks kept per source; older ones are dropped as new ones arrive.
+    datasource_check_history: int = Field(default=100, ge=1, le=10_000)
+    # The shortest check interval a source may ask for.
+    datasource_min_check_interval_seconds: int = Field(default=60, ge=1)
+
     # -- realtime (WebSockets) -----------------------------------------------------------------
     # Each channel keeps its last REALTIME_REPLAY_EVENTS messages, none older than
     # REALTIME_REPLAY_SECONDS, for clients reconnecting with `since` (in Redis when REDIS_URL
@@ -259,6 +273,15 @@ class Settings(BaseSettings):
     @property
     def external_tokens_enabled(self) -> bool:
         return bool(self.jwt_public_key or self.jwt_jwks_url)
+
+    @property
+    def datasource_private_hosts_allowed(self) -> bool:
+        if self.datasource_allow_private_hosts is not None:
+            return self.datasource_allow_private_hosts
+        return self.environment is Environment.DEVELOPMENT
+
+    def resolved_datasource_file_root(self) -> Path:
+        return (self.datasource_file_root or self.data_dir / "files").resolve()
 
     def resolved_database_url(self) -> str:
         """DATABASE_URL, or a SQLite file in the data directory when none is set."""

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
@@ -58,7 +56,12 @@ from creativeflow.http.headers import IdempotencyKey
 from creativeflow.http.pagination import Limit, Offset, Page
 from creativeflow.http.problems import error_responses
 from creativeflow.http.rate_limits import charge_generation
-from creativeflow.http.routing import api_router, finish_request_session, open_request_session
+from creativeflow.http.routing import (
+    UngatedRoute,
+    api_router,
+    finish_request_session,
+    unit_of_work,
+)
 from creativeflow.identity.permissions import Permission
 from creativeflow.identity.principal import Principal
 from creativeflow.jobs.router import JobServiceDep, job_location
@@ -69,7 +72,7 @@ from creativeflow.providers.jobs import (
     STYLE_TRANSFER_KIND,
     ImageEditJobInput,
 )
-from creativeflow.shared.core.exceptions import BaseAPIException, ValidationException
+from creativeflow.shared.core.exceptions import ValidationException
 
 router = api_router(prefix="/images", tags=["images"])
 
@@ -103,43 +106,6 @@ def _not_modified(request: Request, etag: str) -> bool:
 
 
 # -- upload --------------------------------------------------------------------------------------
-
-
-class StreamedUploadRoute(APIRoute):
-    """The upload's route. Unlike the other routes' unit of work it does not take SQLite's
-    write gate for the whole request: the endpoint reads the body itself as it streams in,
-    with no transaction open, so a slow client holds up no writer; its database work runs in
-    `_gated_unit_of_work`. Whatever is still open at the end (authentication's session after
-    an error) is rolled back here on every exit."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            finally:
-                await finish_request_session(request, commit=False)
-
-        return handle
-
-
-@contextlib.asynccontextmanager
-async def _gated_unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work, begun only now, queued on SQLite's write gate like every
-    other write request, committed once (rolled back on any error)."""
-    gate = request.app.state.platform.write_gate or contextlib.nullcontext()
-    async with gate:
-        session = open_request_session(request)
-        try:
-            yield session
-        except BaseAPIException as exc:
-            await finish_request_session(request, commit=exc.commit_changes)
-            raise
-        except BaseException:
-            await finish_request_session(request, commit=False)
-            raise
-        await finish_request_session(request, commit=True)
 
 
 def _upload_form(fields: dict[str, list[str]]) -> UploadForm:
@@ -239,7 +205,7 @@ async def upload_image(
             "format": upload.image_format,
         }
     }
-    async with _gated_unit_of_work(request) as session:
+    async with unit_of_work(request) as session:
         service = ImageService(session)
         if subject is not None:
             await service.check_subject(principal, *subject)
@@ -274,7 +240,7 @@ router.add_api_route(
     "UNSUPPORTED_IMAGE_TYPE.",
     responses=error_responses(401, 404, 413, 415, 422, 503),
     openapi_extra={"requestBody": _UPLOAD_BODY},
-    route_class_override=StreamedUploadRoute,
+    route_class_override=UngatedRoute,
 )
 
 

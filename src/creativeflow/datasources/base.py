@@ -111,18 +111,21 @@ def reveal_optional(value: SecretStr | CredentialRef | None) -> str | None:
 
 
 def _is_secret_annotation(annotation: Any) -> bool:
+    if typing.get_origin(annotation) is Annotated:  # `Secret` inside `Secret | None`
+        return _is_secret_annotation(typing.get_args(annotation)[0])
     return annotation is SecretStr or (
         typing.get_origin(annotation) in (Union, types.UnionType)
         and SecretStr in typing.get_args(annotation)
     )
 
 
-def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+def models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    """The models an annotation holds (itself, or the members of a union or list)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         yield annotation
         return
     for arg in typing.get_args(annotation):
-        yield from _models_in(arg)
+        yield from models_in(arg)
 
 
 def secret_field_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
@@ -136,7 +139,7 @@ def secret_field_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
         ):
             paths.append(path)
             continue
-        for nested in _models_in(annotation):
+        for nested in models_in(annotation):
             if nested is CredentialRef:
                 continue
             for nested_path in secret_field_paths(nested, f"{path}."):
@@ -176,7 +179,8 @@ class SourceConfig(BaseModel):
         return []
 
     def hosts(self) -> list[tuple[str, int]]:
-        """The (host, port) pairs a connection will reach, for the address guard."""
+        """The (host, port) pairs a connection will reach (shown by validation; connectors
+        pass each through `ConnectContext.address` when they connect)."""
         return []
 
 
@@ -272,7 +276,12 @@ class ConnectContext:
     def local_path(self, relative: str | Path) -> Path:
         """A path inside the file root, symlinks resolved; PERMISSION_DENIED outside it."""
         root = self.file_root.resolve()
-        resolved = (root / relative).resolve()
+        try:
+            resolved = (root / relative).resolve()
+        except RuntimeError:  # a symlink loop (Python < 3.13)
+            raise SourceError(
+                SourceErrorCode.INVALID_OBJECT, f"{relative} is a symlink loop"
+            ) from None
         if not resolved.is_relative_to(root):
             raise SourceError(
                 SourceErrorCode.PERMISSION_DENIED,

@@ -87,6 +87,8 @@ def url_validator(*schemes: str) -> AfterValidator:
             raise ValueError(f"must be a {' or '.join(s + '://' for s in schemes)} URL")
         if not url.host:
             raise ValueError("must name a host")
+        if url.port is not None and not 1 <= url.port <= 65535:
+            raise ValueError("must have a port of 1-65535")
         _host_name(url.host)
         if url.userinfo:
             raise ValueError("must not carry a user name or password; use the auth fields")

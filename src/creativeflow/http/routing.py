@@ -3,7 +3,8 @@ before the response leaves (rolling back on any error), so a 2xx always means co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -18,14 +19,15 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SESSION_KEY = "db_session"
 
 
-def open_request_session(request: Request) -> AsyncSession:
-    """The request's session, opened on first use. Writes get the write-locking engine."""
+def open_request_session(request: Request, *, write: bool | None = None) -> AsyncSession:
+    """The request's session, opened on first use. Writes (by default: requests that are not
+    GET, HEAD or OPTIONS) get the write-locking engine."""
     session: AsyncSession | None = getattr(request.state, _SESSION_KEY, None)
     if session is None:
         platform = request.app.state.platform
-        factory = (
-            platform.read_sessions if request.method in SAFE_METHODS else platform.write_sessions
-        )
+        if write is None:
+            write = request.method not in SAFE_METHODS
+        factory = platform.write_sessions if write else platform.read_sessions
         session = factory()
         setattr(request.state, _SESSION_KEY, session)
     return session
@@ -81,3 +83,41 @@ class UnitOfWorkRoute(APIRoute):
 def api_router(**kwargs: Any) -> APIRouter:
     """An APIRouter whose routes commit once at the boundary."""
     return APIRouter(route_class=UnitOfWorkRoute, **kwargs)
+
+
+class UngatedRoute(APIRoute):
+    """A route that talks to something slow (a client streaming an upload, a data source being
+    tested) and so must not hold a transaction, or SQLite's write gate, for the whole request
+    as `UnitOfWorkRoute` does. Its endpoint opens short units of work itself
+    (`unit_of_work`) around the slow part. Whatever is still open at the end (authentication's
+    session after an error) is rolled back here on every exit."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            finally:
+                await finish_request_session(request, commit=False)
+
+        return handle
+
+
+@contextlib.asynccontextmanager
+async def unit_of_work(request: Request, *, write: bool = True) -> AsyncIterator[AsyncSession]:
+    """One unit of work of an `UngatedRoute`'s request, begun now: a write queues on SQLite's
+    write gate like every write request and commits once (rolled back on any error); a read
+    is rolled back and released at the end. An endpoint may open several, one after another."""
+    gate = request.app.state.platform.write_gate if write else None
+    async with gate or contextlib.nullcontext():
+        session = open_request_session(request, write=write)
+        try:
+            yield session
+        except BaseAPIException as exc:
+            await finish_request_session(request, commit=write and exc.commit_changes)
+            raise
+        except BaseException:
+            await finish_request_session(request, commit=False)
+            raise
+        await finish_request_session(request, commit=write)

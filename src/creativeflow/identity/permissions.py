@@ -38,6 +38,11 @@ class Permission(StrEnum):
     # without it reads its jobs and results but starts none.
     GENERATION_CREATE = "generation:create"
 
+    # Data sources and shared credentials belong to their owner; these say whether a user may
+    # read (list, discover, preview) and manage (register, change, test, delete) their own.
+    DATASOURCES_READ = "datasources:read"
+    DATASOURCES_MANAGE = "datasources:manage"
+
 
 class BuiltinRole(StrEnum):
     ADMIN = "admin"
@@ -51,6 +56,8 @@ _IDEAS = [
     Permission.IDEAS_UPDATE,
     Permission.IDEAS_DELETE,
 ]
+
+_DATASOURCES = [Permission.DATASOURCES_READ, Permission.DATASOURCES_MANAGE]
 
 BUILTIN_ROLE_PERMISSIONS: dict[BuiltinRole, list[Permission]] = {
     BuiltinRole.ADMIN: list(Permission),
@@ -67,6 +74,7 @@ BUILTIN_ROLE_PERMISSIONS: dict[BuiltinRole, list[Permission]] = {
         Permission.ANALYTICS_VIEW,
         Permission.GENERATION_CREATE,
         *_IDEAS,
+        *_DATASOURCES,
     ],
     BuiltinRole.VIEWER: [
         Permission.BRANDS_READ,
@@ -74,6 +82,7 @@ BUILTIN_ROLE_PERMISSIONS: dict[BuiltinRole, list[Permission]] = {
         Permission.REPORTS_READ,
         Permission.GENERATION_CREATE,
         *_IDEAS,
+        *_DATASOURCES,
     ],
 }
 

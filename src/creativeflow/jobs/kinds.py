@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from creativeflow.jobs.context import JobContext, SyncJobContext
+    from creativeflow.platform import Platform
 
 JobResult = dict[str, Any]
 AsyncHandler = Callable[["JobContext", Any], Awaitable[JobResult]]
@@ -27,6 +28,7 @@ BUILTIN_JOB_MODULES = (
     "creativeflow.jobs.maintenance",
     "creativeflow.providers.jobs",
     "creativeflow.webhooks.jobs",
+    "creativeflow.datasources.jobs",
 )
 
 
@@ -99,6 +101,45 @@ def job_kind(
                 cpu_heavy=cpu_heavy,
             )
         )
+        return handler
+
+    return register
+
+
+# A periodic task: submits whatever jobs have fallen due (scheduled health checks, say) and
+# returns how many it submitted. Every sweeper pass runs every one, in every process, so each
+# must be safe to run concurrently (conditional updates, idempotency keys).
+ScheduleHandler = Callable[["Platform"], Awaitable[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    name: str
+    handler: ScheduleHandler
+
+
+class ScheduleRegistry:
+    def __init__(self) -> None:
+        self._schedules: dict[str, Schedule] = {}
+
+    def register(self, schedule: Schedule) -> None:
+        existing = self._schedules.get(schedule.name)
+        if existing is not None and existing.handler is not schedule.handler:
+            raise ValueError(f"schedule {schedule.name!r} is registered twice")
+        self._schedules[schedule.name] = schedule
+
+    def all(self) -> list[Schedule]:
+        return list(self._schedules.values())
+
+
+schedules = ScheduleRegistry()
+
+
+def periodic(name: str) -> Callable[[ScheduleHandler], ScheduleHandler]:
+    """Decorator registering the function below it to run on every sweeper pass."""
+
+    def register(handler: ScheduleHandler) -> ScheduleHandler:
+        schedules.register(Schedule(name, handler))
         return handler
 
     return register

@@ -4,7 +4,8 @@
   attempts left, else failed with WORKER_LOST;
 - a queued job whose wake-up seems lost (broker mode) gets another one, as does a retry whose
   backoff has passed;
-- once a day, a `jobs.prune` job is queued.
+- once a day, a `jobs.prune` job is queued;
+- every periodic schedule modules registered (`kinds.periodic`) submits what has fallen due.
 
 Every step is a conditional update, so any number of sweepers (each API process, each
 `creativeflow worker`) may run at once.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from creativeflow.db.types import utcnow
 from creativeflow.jobs.events import JobFinishedEvent
+from creativeflow.jobs.kinds import schedules
 from creativeflow.jobs.maintenance import PRUNE_KIND, PruneInput
 from creativeflow.jobs.models import JobStatus
 from creativeflow.jobs.repository import JobRepository
@@ -41,6 +43,7 @@ class SweepReport:
     failed: int = 0
     woken: int = 0
     prune_scheduled: bool = False
+    scheduled: int = 0
 
 
 class JobSweeper:
@@ -55,10 +58,11 @@ class JobSweeper:
     async def sweep(self) -> SweepReport:
         requeued, failed = await self._release_lost()
         woken = await self._resend_wakeups()
-        scheduled = await self._schedule_prune()
-        if scheduled:
-            await self.waker.wake()
-        report = SweepReport(requeued, failed, woken, scheduled)
+        prune_scheduled = await self._schedule_prune()
+        scheduled = await self._run_schedules()
+        if prune_scheduled or scheduled:
+            await self.waker.wake(max(1, scheduled))
+        report = SweepReport(requeued, failed, woken, prune_scheduled, scheduled)
         if requeued or failed or woken:
             _log.info("jobs_swept", requeued=requeued, failed=failed, woken=woken)
         return report
@@ -118,6 +122,15 @@ class JobSweeper:
                 priority=-10,
             )
         return created
+
+    async def _run_schedules(self) -> int:
+        submitted = 0
+        for schedule in schedules.all():
+            try:
+                submitted += await schedule.handler(self.platform)
+            except Exception:  # one module's schedule must not stop the others
+                _log.exception("jobs_schedule_failed", schedule=schedule.name)
+        return submitted
 
     async def run_forever(self, interval: float) -> None:
         while True:

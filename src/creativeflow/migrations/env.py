@@ -12,6 +12,7 @@ from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
 import creativeflow.assets.models
+import creativeflow.datasources.models
 import creativeflow.ideas.models
 import creativeflow.identity.models
 import creativeflow.jobs.models

@@ -41,6 +41,7 @@ class MessageType(StrEnum):
     TASK_COMPLETE = "task_complete"
     CONTENT_UPDATE = "content_update"
     DRAFT_READY = "draft_ready"
+    DATASOURCE_STATUS = "datasource_status"
     # About the connection: not sequenced, never replayed.
     CONNECTED = "connected"
     RELOAD = "reload"

@@ -123,6 +123,13 @@ class OutboxRepository(Repository[OutboxEvent]):
 class EndpointRepository(Repository[WebhookEndpoint]):
     model = WebhookEndpoint
 
+    async def batch_after(self, after: uuid.UUID | None, limit: int) -> Sequence[WebhookEndpoint]:
+        """Endpoints in id order after `after` (re-encrypting every secret, in batches)."""
+        stmt = select(WebhookEndpoint).order_by(WebhookEndpoint.id).limit(limit)
+        if after is not None:
+            stmt = stmt.where(WebhookEndpoint.id > after)
+        return (await self.session.execute(stmt)).scalars().all()
+
     async def owned(self, owner_id: uuid.UUID, endpoint_id: uuid.UUID) -> WebhookEndpoint | None:
         stmt = select(WebhookEndpoint).where(
             WebhookEndpoint.id == endpoint_id, WebhookEndpoint.owner_id == owner_id

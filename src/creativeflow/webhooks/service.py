@@ -427,3 +427,21 @@ class DeliveryAttempts:
 def next_attempt_after(attempt: int, now: datetime) -> datetime:
     """When the jobs engine runs the attempt after a failed `attempt` (the same policy)."""
     return now + timedelta(seconds=DELIVERY_RETRIES.delay(attempt))
+
+
+async def reencrypt_secrets(
+    session: AsyncSession, cipher: FieldCipher, *, after: uuid.UUID | None, limit: int
+) -> tuple[uuid.UUID | None, int]:
+    """Re-encrypt under the active key the signing secrets of up to `limit` endpoints after
+    `after`: (the last id seen, or None when done; values changed)."""
+    endpoints = await EndpointRepository(session).batch_after(after, limit)
+    changed = 0
+    for endpoint in endpoints:
+        fresh = cipher.reencrypt(
+            endpoint.secret_ciphertext, purpose=SECRET_PURPOSE, row_id=endpoint.id
+        )
+        if fresh is not None:
+            endpoint.secret_ciphertext = fresh
+            changed += 1
+    await session.flush()
+    return (endpoints[-1].id if endpoints else None), changed

@@ -1,0 +1,1 @@
+"""Tests of the messaging data-source family (Kafka, RabbitMQ, MQTT, NATS)."""
