@@ -4,7 +4,6 @@ from information_schema, and previews of them in a read-only session."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -121,21 +120,16 @@ class _NoTls(Exception):
     """The server offers no TLS although the config requires it."""
 
 
-@functools.cache
-def _connection_class() -> Any:
-    import aiomysql
-    from pymysql.constants import CLIENT
-
-    class TlsRequiredConnection(aiomysql.Connection):  # type: ignore[misc]
-        """aiomysql goes on without TLS when the server does not offer it; with TLS enabled
-        that must fail before a password is sent."""
-
-        async def _request_authentication(self) -> None:
-            if self._ssl_context is not None and not self.server_capabilities & CLIENT.SSL:
-                raise _NoTls
-            await super()._request_authentication()
-
-    return TlsRequiredConnection
+async def _require_tls(connection: Any) -> None:
+    """aiomysql carries on without TLS when the server does not offer it: with TLS enabled,
+    a session that is not encrypted is refused before any query. (The password itself never
+    crossed in the clear: MySQL's authentication plugins send a scramble, or RSA-encrypt it,
+    on a plain connection.)"""
+    async with connection.cursor() as cursor:
+        await cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        row = await cursor.fetchone()
+    if not row or not row[1]:
+        raise _NoTls
 
 
 @asynccontextmanager
@@ -144,7 +138,9 @@ async def _cursor(config: MysqlConfig, context: ConnectContext) -> AsyncIterator
     ip = await context.address(config.host, config.port)
     target = f"MySQL at {config.host}:{config.port}"
     tls = config.tls
-    connection = _connection_class()(
+    import aiomysql
+
+    connect = aiomysql.connect(
         host=ip,
         port=config.port,
         user=config.username,
@@ -165,10 +161,13 @@ async def _cursor(config: MysqlConfig, context: ConnectContext) -> AsyncIterator
     )
     # aiomysql has no read timeout: the whole session runs under one.
     connecting = True
+    connection: Any = None
     try:
         async with asyncio.timeout(context.timeout_seconds):
-            await connection._connect()
+            connection = await connect
             connecting = False
+            if tls.enabled:
+                await _require_tls(connection)
             try:
                 async with connection.cursor() as cursor:
                     yield cursor
@@ -178,10 +177,12 @@ async def _cursor(config: MysqlConfig, context: ConnectContext) -> AsyncIterator
                 except Exception:
                     connection.close()
     except SourceError:
-        connection.close()
+        if connection is not None:
+            connection.close()
         raise
     except Exception as exc:
-        connection.close()
+        if connection is not None:
+            connection.close()
         raise _error(exc, target, config, connecting=connecting) from None
 
 

@@ -4,9 +4,7 @@ as rows by its type (string, hash, list, set, sorted set, stream)."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
-import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
@@ -87,33 +85,6 @@ class RedisConfig(SourceConfig):
         return [(self.host, self.port)]
 
 
-@functools.cache
-def _pinned_connection() -> type[Any]:
-    """A redis.asyncio connection to the checked address whose TLS handshake (when on) names
-    the configured host, so the certificate is verified against that name."""
-    from redis.asyncio.connection import Connection
-
-    class PinnedConnection(Connection):
-        def __init__(
-            self,
-            *,
-            tls_context: ssl.SSLContext | None = None,
-            server_name: str | None = None,
-            **kwargs: Any,
-        ) -> None:
-            super().__init__(**kwargs)
-            self.tls_context = tls_context
-            self.server_name = server_name
-
-        def _connection_arguments(self) -> dict[str, Any]:
-            arguments = dict(super()._connection_arguments())
-            if self.tls_context is not None:
-                arguments.update(ssl=self.tls_context, server_hostname=self.server_name)
-            return arguments
-
-    return PinnedConnection
-
-
 def _error(exc: BaseException, config: RedisConfig) -> SourceError:
     from redis import exceptions as errors
 
@@ -161,13 +132,26 @@ def _error(exc: BaseException, config: RedisConfig) -> SourceError:
 async def _connect(config: RedisConfig, context: ConnectContext) -> AsyncIterator[Redis]:
     from redis import exceptions as errors
     from redis.asyncio import ConnectionPool, Redis
+    from redis.asyncio.connection import SSLConnection
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
     address = await context.address(config.host, config.port)
+    tls = config.tls
+    if tls.enabled:
+        # redis-py verifies the certificate against the host it connects to and takes no
+        # separate TLS server name: with TLS on it connects by name (checked just above).
+        connection: dict[str, Any] = {
+            "connection_class": SSLConnection,
+            "host": config.host,
+            "ssl_ca_data": tls.ca_certificate,
+            "ssl_cert_reqs": "required" if tls.verify else "none",
+            "ssl_check_hostname": tls.verify,
+        }
+    else:
+        connection = {"host": address}
     pool = ConnectionPool(
-        connection_class=_pinned_connection(),
-        host=address,
+        **connection,
         port=config.port,
         db=config.database,
         username=config.username,
@@ -177,8 +161,6 @@ async def _connect(config: RedisConfig, context: ConnectContext) -> AsyncIterato
         # One attempt: the time limit is the caller's, and retries would multiply it.
         retry=Retry(NoBackoff(), 0),
         max_connections=2,
-        tls_context=config.tls.context(config.host),
-        server_name=config.host,
     )
     client = Redis.from_pool(pool)
     try:
