@@ -343,6 +343,28 @@ class Unsupported:
         raise SourceError(SourceErrorCode.NOT_SUPPORTED, f"{self.not_supported} has no preview")
 
 
+def os_cause(exc: BaseException) -> OSError | None:
+    """The OSError (refused, reset, TLS, timed out) behind a driver's error, from its cause
+    and context chain and any exception group in it (anyio's "All connection attempts
+    failed" holds the refusals); a specific one (ConnectionRefusedError, SSLError) before a
+    bare OSError."""
+    found: list[OSError] = []
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError):
+            found.append(current)
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    specific = [error for error in found if type(error) is not OSError]
+    return next(iter(specific or found), None)
+
+
 def network_error(exc: BaseException, target: str) -> SourceError:
     """A socket-level failure as a SourceError (refused, timed out, TLS, DNS, unreachable)."""
     if isinstance(exc, SourceError):

@@ -1,13 +1,12 @@
-"""Requests to Google's REST APIs, guarded: every host resolved and checked by the context
-(connect to the checked address, the name in the Host header and as the TLS server name), the
-context's time limit over the whole operation, no redirects, answers read up to a cap, and
-Google's error bodies (`{"error": {"code", "message", "status", "errors", "details"}}`) turned
-into SourceErrors. Messages never carry the API key, the access token or the key file."""
+"""Requests to Google's REST APIs on the guarded transport (`datasources.http`): the context's
+time limit over the whole operation, no redirects, answers read up to a cap, the API key or the
+service account's access token (JWT bearer exchange), and Google's error bodies (`{"error":
+{"code", "message", "status", "errors", "details"}}`) turned into SourceErrors. Messages never
+carry the API key, the access token or the key file."""
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -15,15 +14,7 @@ from typing import Any
 
 import httpx
 
-from creativeflow import __version__
-from creativeflow.datasources.base import (
-    MASK,
-    ConnectContext,
-    SourceError,
-    SourceErrorCode,
-    network_error,
-    reveal,
-)
+from creativeflow.datasources.base import ConnectContext, SourceError, SourceErrorCode, reveal
 from creativeflow.datasources.google.auth import (
     JWT_BEARER_GRANT,
     ApiKeyAuth,
@@ -33,8 +24,8 @@ from creativeflow.datasources.google.auth import (
     parse_service_account_key,
     signed_assertion,
 )
+from creativeflow.datasources.http import Answer, GuardedHttp, origin, status_error
 
-USER_AGENT = f"CreativeFlow-DataSources/{__version__}"
 MAX_JSON_BYTES = 16 * 1024 * 1024
 MAX_MESSAGE = 300
 _QUOTA_REASONS = {
@@ -57,14 +48,6 @@ class GoogleApi:
     scope: str
 
 
-@dataclass(frozen=True, slots=True)
-class Body:
-    data: bytes
-    # The answer was longer than the cap and reading stopped there.
-    cut: bool
-    status_code: int
-
-
 class GoogleClient:
     """A session with one API: `async with GoogleClient(...) as client: await client.json(...)`.
     The access token (service accounts) is fetched on the first request and kept for the rest."""
@@ -72,20 +55,16 @@ class GoogleClient:
     def __init__(
         self, context: ConnectContext, base_url: str, auth: GoogleAuth, api: GoogleApi
     ) -> None:
-        self._context = context
         self._base_url = base_url.rstrip("/")
         self._auth = auth
         self._api = api
-        self._deadline = time.monotonic() + context.timeout_seconds
         self._token: str | None = None
         self._secrets: list[str] = []
         if isinstance(auth, ApiKeyAuth):
             self._secrets.append(reveal(auth.api_key))
         elif isinstance(auth, ServiceAccountAuth):
             self._secrets.append(reveal(auth.service_account_key))
-        # One HTTP client per host name: connections are pooled by address, and two names that
-        # share an address must never share a TLS connection.
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._http = GuardedHttp(context, secrets=lambda: self._secrets, deadline=True)
 
     async def __aenter__(self) -> GoogleClient:
         return self
@@ -96,9 +75,7 @@ class GoogleClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for client in self._clients.values():
-            await client.aclose()
-        self._clients.clear()
+        await self._http.aclose()
 
     @property
     def anonymous(self) -> bool:
@@ -112,11 +89,11 @@ class GoogleClient:
                 SourceErrorCode.PROTOCOL_ERROR,
                 f"the answer is larger than {MAX_JSON_BYTES // (1024 * 1024)} MiB",
             )
-        return self._decode(body.data)
+        return self._decode(body.body)
 
     async def download(
         self, path: str, params: Params | None, *, max_bytes: int, missing: str, ranged: bool
-    ) -> Body:
+    ) -> Answer:
         """GET `path` as bytes: the first `max_bytes` when `ranged` (a Range request; an answer
         that ignores it is cut), else the whole answer, which must fit in `max_bytes`."""
         headers = {"Range": f"bytes=0-{max_bytes - 1}"} if ranged else {}
@@ -138,15 +115,15 @@ class GoogleClient:
         headers: dict[str, str],
         max_bytes: int,
         missing: str,
-    ) -> Body:
-        query: dict[str, Any] = dict(params or {})
+    ) -> Answer:
+        key: dict[str, str] = {}
         if isinstance(self._auth, ApiKeyAuth):
-            query["key"] = reveal(self._auth.api_key)
+            key["key"] = reveal(self._auth.api_key)
         elif isinstance(self._auth, ServiceAccountAuth):
             headers = {**headers, "Authorization": f"Bearer {await self._access_token()}"}
-        url = httpx.URL(self._base_url + path, params=query)
-        body = await self._send("GET", url, headers=headers, max_bytes=max_bytes)
-        if 200 <= body.status_code < 300:
+        url = httpx.URL(self._base_url + path, params=dict(params or {}))
+        body = await self._send("GET", url, headers=headers, max_bytes=max_bytes, secret_params=key)
+        if body.ok:
             return body
         raise self._failure(body, missing)
 
@@ -166,7 +143,7 @@ class GoogleClient:
         body = await self._send(
             "POST", httpx.URL(key.token_uri), form=form, headers={}, max_bytes=MAX_JSON_BYTES
         )
-        answer = _loads(body.data) if not body.cut else None
+        answer = _loads(body.body) if not body.cut else None
         if body.status_code in (400, 401, 403):
             reason = ""
             if isinstance(answer, dict) and isinstance(answer.get("error"), str):
@@ -186,14 +163,6 @@ class GoogleClient:
         self._token = token
         return token
 
-    def _client(self, host: str) -> httpx.AsyncClient:
-        client = self._clients.get(host)
-        if client is None:
-            # No proxies from the environment: the request goes to the address checked.
-            client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
-            self._clients[host] = client
-        return client
-
     async def _send(
         self,
         method: str,
@@ -202,76 +171,20 @@ class GoogleClient:
         headers: dict[str, str],
         max_bytes: int,
         form: dict[str, str] | None = None,
-    ) -> Body:
-        host = url.host
-        port = url.port or (443 if url.scheme == "https" else 80)
+        secret_params: Mapping[str, str] | None = None,
+    ) -> Answer:
+        _, host, port = origin(url)
         target = f"{self._api.name if form is None else 'the token endpoint'} at {host}:{port}"
-        ip = await self._context.address(host, port)
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise SourceError(
-                SourceErrorCode.TIMEOUT,
-                f"no answer within {self._context.timeout_seconds:g} s",
-            )
-        headers = {
-            **headers,
-            "Host": url.netloc.decode("ascii"),
-            "User-Agent": USER_AGENT,
-            "Accept": "application/json",
-        }
-        # TLS names (and the certificate must match) the configured host; the connection goes
-        # to the checked address.
-        extensions = {"sni_hostname": host} if url.scheme == "https" else {}
-        client = self._client(host)
-        request = client.build_request(
+        return await self._http.request(
             method,
-            url.copy_with(host=ip),
+            url,
             headers=headers,
             data=form,
-            extensions=extensions,
-            timeout=httpx.Timeout(remaining),
+            secret_params=secret_params,
+            max_bytes=max_bytes,
+            truncate=True,  # the caller says what a cut answer means
+            target=target,
         )
-        try:
-            response = await client.send(request, stream=True)
-            try:
-                data, cut = await _read_capped(response, max_bytes)
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException:
-            raise SourceError(
-                SourceErrorCode.TIMEOUT,
-                f"{target} did not answer within {self._context.timeout_seconds:g} s",
-            ) from None
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc, target) from None
-        return Body(data=data, cut=cut, status_code=response.status_code)
-
-    def _transport_error(self, exc: httpx.HTTPError, target: str) -> SourceError:
-        # The socket's own error lies down the chain, sometimes under a plain OSError ("All
-        # connection attempts failed"): the most specific one says what happened.
-        errors: list[OSError] = []
-        cause: BaseException | None = exc
-        for _ in range(20):  # a chain is short; a cycle must not hang us
-            if cause is None:
-                break
-            if isinstance(cause, OSError):
-                errors.append(cause)
-            cause = cause.__cause__ or cause.__context__
-        specific = [error for error in errors if type(error) is not OSError]
-        if errors:
-            error = network_error((specific or errors)[0], target)
-            return self._error(error.code, error.message)
-        if isinstance(exc, httpx.ConnectError) and "refused" in str(exc).lower():
-            return SourceError(
-                SourceErrorCode.CONNECTION_REFUSED, f"{target} refused the connection"
-            )
-        if isinstance(exc, httpx.RemoteProtocolError | httpx.DecodingError):
-            return SourceError(
-                SourceErrorCode.PROTOCOL_ERROR, f"{target} does not speak HTTP as expected"
-            )
-        if isinstance(exc, httpx.NetworkError):
-            return SourceError(SourceErrorCode.UNREACHABLE, f"{target} is unreachable")
-        return SourceError(SourceErrorCode.ERROR, f"{target}: {type(exc).__name__}")
 
     def _decode(self, data: bytes) -> Any:
         try:
@@ -282,10 +195,10 @@ class GoogleClient:
                 f"{self._api.name} answered something that is not JSON; check api_base_url",
             ) from None
 
-    def _failure(self, body: Body, missing: str) -> SourceError:
+    def _failure(self, body: Answer, missing: str) -> SourceError:
         """A non-2xx answer as a SourceError, from Google's error body where there is one."""
         code = body.status_code
-        status, message, reasons = _google_error(body.data)
+        status, message, reasons = _google_error(body.body)
         said = f": {message}" if message else ""
         if 300 <= code < 400:
             return self._error(
@@ -322,20 +235,12 @@ class GoogleClient:
             return self._error(
                 SourceErrorCode.UNREACHABLE, f"{self._api.name} is unavailable (HTTP {code}){said}"
             )
-        return self._error(
-            SourceErrorCode.PROTOCOL_ERROR, f"{self._api.name} answered HTTP {code}{said}"
-        )
+        error = status_error(body, self._api.name, said)
+        assert error is not None  # not a 2xx
+        return self._error(error.code, error.message)
 
     def _error(self, code: SourceErrorCode, message: str) -> SourceError:
-        return SourceError(code, redact(message, self._secrets))
-
-
-def redact(text: str, secrets: Sequence[str]) -> str:
-    """`text` with every secret replaced by the mask."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-    return text
+        return self._http.error(code, message)
 
 
 def _loads(data: bytes) -> Any:
@@ -368,15 +273,3 @@ def _google_error(data: bytes) -> tuple[str | None, str, set[str]]:
     if len(message) > MAX_MESSAGE:
         message = message[:MAX_MESSAGE] + "…"
     return status, message, reasons
-
-
-async def _read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes, bool]:
-    """At most `max_bytes` of the body, and whether there was more."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > max_bytes:
-            return b"".join(chunks)[:max_bytes], True
-    return b"".join(chunks), False

@@ -261,7 +261,7 @@ class GcsConnector:
                     missing=missing,
                     ranged=ranged,
                 )
-                data = body.data
+                data = body.body
                 cut = body.cut or (size is not None and size > len(data))
         if ranged and cut:
             # Only whole lines: the last one was cut at the range's end.

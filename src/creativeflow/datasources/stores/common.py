@@ -1,5 +1,5 @@
-"""What the store types share: the OS-level cause inside a driver's error, and driver text made
-safe to show (secrets masked, cut short)."""
+"""What the store types share: driver text made safe to show (secrets masked, cut short), and
+concurrent requests that do not outlive their connection."""
 
 from __future__ import annotations
 
@@ -12,28 +12,6 @@ from creativeflow.datasources.base import MASK
 T = TypeVar("T")
 
 MAX_REASON = 300  # characters of a server's own error text carried into a message
-
-
-def os_cause(exc: BaseException) -> OSError | None:
-    """The OSError (refused, reset, TLS, timed out) behind a driver's error, from its cause
-    and context chain and any exception group in it (anyio's "All connection attempts
-    failed" holds the refusals); a specific one (ConnectionRefusedError, SSLError) before a
-    bare OSError."""
-    found: list[OSError] = []
-    seen: set[int] = set()
-    pending: list[BaseException] = [exc]
-    while pending:
-        current = pending.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, OSError):
-            found.append(current)
-        if isinstance(current, BaseExceptionGroup):
-            pending.extend(current.exceptions)
-        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-    specific = [error for error in found if type(error) is not OSError]
-    return next(iter(specific or found), None)
 
 
 def safe_text(text: str, *secrets: str | None) -> str:

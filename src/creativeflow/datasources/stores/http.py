@@ -1,16 +1,11 @@
-"""JSON over HTTP to the address the guard checked.
-
-Each request goes to the checked IP address, with the URL's host in the Host header and as the
-TLS server name (SNI, and the name the certificate must match), as webhook delivery does: a DNS
-answer that changes after the check cannot point the request elsewhere. Redirects are not
-followed (they could lead anywhere), proxies from the environment are not used, and an answer
-is read up to MAX_BODY_BYTES only.
+"""JSON over HTTP for Elasticsearch, on the guarded transport (`datasources.http`): requests to
+the checked address with the host's name in the Host header and as the TLS server name, no
+redirects followed (they could lead anywhere; an answer that is one is refused), answers read up
+to MAX_BODY_BYTES and parsed leniently (a body that is not JSON is None: the status says more).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,17 +14,11 @@ from typing import Any
 
 import httpx
 
-from creativeflow.datasources.base import (
-    ConnectContext,
-    SourceError,
-    SourceErrorCode,
-    network_error,
-)
+from creativeflow.datasources.base import ConnectContext, SourceError, SourceErrorCode
 from creativeflow.datasources.fields import url_host_port
-from creativeflow.datasources.stores.common import os_cause
+from creativeflow.datasources.http import GuardedHttp, parse_json
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
-PARSE_IN_THREAD_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,35 +32,21 @@ class Answer:
 
 
 class PinnedHttp:
-    """An HTTP client for one base URL (its path is the prefix of every request path)."""
+    """Requests under one base URL (its path is the prefix of every request path)."""
 
     def __init__(
         self,
         base_url: str,
-        address: str,
+        context: ConnectContext,
         *,
-        timeout_seconds: float,
         tls: ssl.SSLContext | None,
         headers: Mapping[str, str],
     ) -> None:
         self._url = httpx.URL(base_url)
         host, port = url_host_port(base_url)
         self.target = f"{host}:{port}"
-        self._connect = self._url.copy_with(host=address)
-        self._headers = {"Host": self._url.netloc.decode("ascii"), **headers}
-        self._extensions = (
-            {"sni_hostname": self._url.raw_host.decode("ascii")}
-            if self._url.scheme == "https"
-            else {}
-        )
-        # A client per source: pooled connections are keyed by address, and two hosts sharing
-        # one address must never share a TLS connection.
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_seconds),
-            verify=tls if tls is not None else True,
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self._headers = dict(headers)
+        self._http = GuardedHttp(context, verify=tls if tls is not None else True)
 
     async def __aenter__(self) -> PinnedHttp:
         return self
@@ -82,7 +57,12 @@ class PinnedHttp:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self._client.aclose()
+        await self._http.aclose()
+
+    async def check_host(self) -> None:
+        """Resolve and check the host now (the guard's refusal before any request)."""
+        host, port = url_host_port(str(self._url))
+        await self._http.address(host, port)
 
     async def request(
         self,
@@ -93,66 +73,32 @@ class PinnedHttp:
         json_body: Any = None,
     ) -> Answer:
         """`path` is already percent-encoded (names from users quoted by the caller)."""
-        base_path = self._connect.raw_path.split(b"?", 1)[0].rstrip(b"/")
-        url = self._connect.copy_with(raw_path=base_path + path.encode("ascii"))
+        base_path = self._url.raw_path.split(b"?", 1)[0].rstrip(b"/")
+        url = self._url.copy_with(raw_path=base_path + path.encode("ascii"))
         if params:
             url = url.copy_merge_params(dict(params))
-        request = self._client.build_request(
-            method, url, headers=self._headers, json=json_body, extensions=self._extensions
+        answer = await self._http.request(
+            method,
+            url,
+            headers=self._headers,
+            json_body=json_body,
+            max_bytes=MAX_BODY_BYTES,
+            target=self.target,
         )
-        try:
-            response = await self._client.send(request, stream=True)
-            try:
-                if 300 <= response.status_code < 400:
-                    raise SourceError(
-                        SourceErrorCode.PROTOCOL_ERROR,
-                        f"{self.target} answered a redirect (HTTP {response.status_code}), "
-                        "which is not followed; use the URL it points to",
-                    )
-                body = await self._read(response)
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException:
+        if 300 <= answer.status_code < 400:
             raise SourceError(
-                SourceErrorCode.TIMEOUT, f"{self.target} did not answer in time"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise self._error(exc) from None
-        return Answer(response.status_code, await _parsed(body))
-
-    async def _read(self, response: httpx.Response) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise SourceError(
-                    SourceErrorCode.PROTOCOL_ERROR,
-                    f"{self.target} answered more than {MAX_BODY_BYTES // 2**20} MiB",
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def _error(self, exc: httpx.HTTPError) -> SourceError:
-        cause = os_cause(exc)
-        if cause is not None:
-            return network_error(cause, self.target)
-        if isinstance(exc, httpx.RemoteProtocolError | httpx.DecodingError):
-            return SourceError(
-                SourceErrorCode.PROTOCOL_ERROR, f"{self.target} does not answer like an HTTP server"
+                SourceErrorCode.PROTOCOL_ERROR,
+                f"{self.target} answered a redirect (HTTP {answer.status_code}), "
+                "which is not followed; use the URL it points to",
             )
-        if isinstance(exc, httpx.TransportError):
-            return SourceError(SourceErrorCode.UNREACHABLE, f"{self.target} is unreachable")
-        return SourceError(SourceErrorCode.ERROR, f"{self.target}: {type(exc).__name__}")
+        return Answer(answer.status_code, await _parsed(answer.body))
 
 
 async def _parsed(body: bytes) -> Any:
     if not body.strip():
         return None
     try:
-        if len(body) > PARSE_IN_THREAD_BYTES:
-            return await asyncio.to_thread(json.loads, body)
-        return json.loads(body)
+        return await parse_json(body)
     except ValueError:
         return None
 
@@ -165,8 +111,6 @@ async def pinned_http(
     headers: Mapping[str, str],
 ) -> PinnedHttp:
     """A client for `base_url` whose host has passed the address guard."""
-    host, port = url_host_port(base_url)
-    address = await context.address(host, port)
-    return PinnedHttp(
-        base_url, address, timeout_seconds=context.timeout_seconds, tls=tls, headers=headers
-    )
+    http = PinnedHttp(base_url, context, tls=tls, headers=headers)
+    await http.check_host()  # no client is open yet: nothing to close when it is refused
+    return http

@@ -25,9 +25,10 @@ from creativeflow.datasources.base import (
     SourceError,
     SourceErrorCode,
     network_error,
+    os_cause,
     reveal_optional,
 )
-from creativeflow.datasources.stores.common import os_cause, safe_text
+from creativeflow.datasources.stores.common import safe_text
 
 if TYPE_CHECKING:
     from creativeflow.datasources.stores.mongodb import MongoDbConfig

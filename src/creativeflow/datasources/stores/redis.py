@@ -25,11 +25,12 @@ from creativeflow.datasources.base import (
     SourceErrorCode,
     SourceType,
     network_error,
+    os_cause,
     reveal_optional,
 )
 from creativeflow.datasources.fields import HostName, Port, TlsOptions
 from creativeflow.datasources.rows import infer_columns, jsonable
-from creativeflow.datasources.stores.common import os_cause, safe_text
+from creativeflow.datasources.stores.common import safe_text
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -1,11 +1,6 @@
-"""One guarded way for the web types to make an HTTP request.
-
-Every host is resolved and checked with `ConnectContext.address()` and the request goes to that
-address, naming the host in the Host header and as the TLS server name (so the certificate is
-verified against the name while DNS cannot change the address in between). Redirects are
-followed only to the same scheme, host and port (another host would bypass the check), answers
-are read up to answers.MAX_RESPONSE_BYTES, and every failure is a `SourceError` whose message never
-holds a secret or a query string (where an API key may travel).
+"""The web types' requests, on the guarded transport (`datasources.http`): the source's headers
+and credentials (basic, bearer, API key in a header or the query, OAuth2 client credentials),
+same-host redirects followed for GETs, answers read up to answers.MAX_RESPONSE_BYTES.
 """
 
 from __future__ import annotations
@@ -13,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import ssl
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
@@ -21,22 +15,10 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from creativeflow import __version__
-from creativeflow.datasources.base import (
-    MASK,
-    ConnectContext,
-    SourceError,
-    SourceErrorCode,
-    network_error,
-    reveal,
-)
-from creativeflow.datasources.web.answers import (
-    Answer,
-    origin,
-    read_capped,
-    shown_url,
-    transport_error,
-)
+from creativeflow.datasources import http
+from creativeflow.datasources.base import ConnectContext, SourceError, SourceErrorCode, reveal
+from creativeflow.datasources.http import Answer, GuardedHttp
+from creativeflow.datasources.web import answers
 from creativeflow.datasources.web.auth import (
     AnyAuth,
     ApiKeyAuth,
@@ -45,9 +27,6 @@ from creativeflow.datasources.web.auth import (
     OAuth2ClientCredentials,
 )
 
-MAX_REDIRECTS = 5
-USER_AGENT = f"CreativeFlow-DataSources/{__version__}"
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _OAUTH_ERROR_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz_-.0123456789")
 
 
@@ -56,9 +35,8 @@ def _oauth_error_code(error: Any) -> bool:
 
 
 class HttpClient:
-    """Requests for one connector call (`async with HttpClient(...) as client`): an httpx
-    client per origin (pooled connections are keyed by address, and two hosts sharing one
-    must never share a TLS connection), each host checked once, an OAuth2 token fetched once."""
+    """Requests for one connector call (`async with HttpClient(...) as client`): each host
+    checked once, an httpx client per origin, an OAuth2 token fetched once."""
 
     def __init__(
         self,
@@ -69,19 +47,11 @@ class HttpClient:
         verify: bool = True,
         ca_certificate: str | None = None,
     ) -> None:
-        self._context = context
         self._auth = auth
         self._headers = dict(headers or {})
-        self._verify: ssl.SSLContext | bool = True
-        if not verify:
-            unverified = ssl.create_default_context()
-            unverified.check_hostname = False
-            unverified.verify_mode = ssl.CERT_NONE
-            self._verify = unverified
-        elif ca_certificate:
-            self._verify = ssl.create_default_context(cadata=ca_certificate)
-        self._clients: dict[tuple[str, str, int], httpx.AsyncClient] = {}
-        self._addresses: dict[tuple[str, int], str] = {}
+        self._http = GuardedHttp(
+            context, verify=http.tls_verify(verify, ca_certificate), secrets=self._secrets
+        )
         self._token: str | None = None
         self._token_lock = asyncio.Lock()
 
@@ -97,16 +67,11 @@ class HttpClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.aclose()
+        await self._http.aclose()
 
     def redact(self, text: str) -> str:
         """`text` (an answer's message) with any of this client's secrets masked."""
-        for secret in self._secrets():
-            if len(secret) >= 4:
-                text = text.replace(secret, MASK)
-        return text
+        return self._http.redact(text)
 
     def _secrets(self) -> list[str]:
         auth = self._auth
@@ -156,71 +121,16 @@ class HttpClient:
         if authenticate:
             auth_headers, auth_params = await self._credentials()
             headers.update(auth_headers)
-        for _ in range(MAX_REDIRECTS + 1):
-            wire = asked.copy_merge_params(auth_params) if auth_params else asked
-            answer = await self._send(method, wire, asked, headers, content)
-            location = answer.headers.get("location")
-            if not (follow_redirects and answer.status_code in _REDIRECTS and location):
-                return answer
-            try:
-                next_url = asked.join(location)
-            except httpx.InvalidURL:
-                return answer
-            if origin(next_url) != origin(asked):
-                return answer  # raise_for_status says it went to another host
-            asked = next_url
-        raise SourceError(
-            SourceErrorCode.PROTOCOL_ERROR,
-            f"{shown_url(asked)} redirected more than {MAX_REDIRECTS} times",
-        )
-
-    async def _send(
-        self,
-        method: str,
-        wire: httpx.URL,
-        asked: httpx.URL,
-        headers: httpx.Headers,
-        content: bytes | None,
-    ) -> Answer:
-        scheme, host, port = origin(wire)
-        target = shown_url(asked)
-        address = self._addresses.get((host, port))
-        if address is None:
-            address = await self._context.address(host, port)
-            self._addresses[(host, port)] = address
-        client = self._clients.get((scheme, host, port))
-        if client is None:
-            client = httpx.AsyncClient(
-                verify=self._verify,
-                timeout=httpx.Timeout(self._context.timeout_seconds),
-                follow_redirects=False,
-                trust_env=False,
-            )
-            self._clients[(scheme, host, port)] = client
-        sent = httpx.Headers({"User-Agent": USER_AGENT, "Accept": "application/json"})
-        sent.update(headers)
-        sent["Host"] = wire.netloc.decode("ascii")
-        request = client.build_request(
+        return await self._http.request(
             method,
-            wire.copy_with(host=address),
-            headers=sent,
+            asked,
+            headers=headers,
+            secret_params=auth_params,
             content=content,
-            # The handshake names the host, and its certificate must match the name.
-            extensions={"sni_hostname": host} if scheme == "https" else {},
+            # Read now, not at import: a test may lower the cap.
+            max_bytes=answers.MAX_RESPONSE_BYTES,
+            follow_redirects=follow_redirects,
         )
-        try:
-            # httpx's time-outs are per operation: this bounds a slowly dripping answer too.
-            async with asyncio.timeout(self._context.timeout_seconds):
-                response = await client.send(request, stream=True)
-                try:
-                    body = await read_capped(response, target)
-                finally:
-                    await response.aclose()
-        except TimeoutError:
-            raise network_error(TimeoutError(), target) from None
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, target) from None
-        return Answer(asked, response.status_code, response.headers, body)
 
     async def _credentials(self) -> tuple[dict[str, str], dict[str, str]]:
         """The headers and query parameters that authenticate a request."""

@@ -31,8 +31,8 @@ from creativeflow.datasources.base import (
     SourceType,
 )
 from creativeflow.datasources.fields import PemCertificate, url_host_port
+from creativeflow.datasources.http import Answer, status_error
 from creativeflow.datasources.rows import infer_columns
-from creativeflow.datasources.web.answers import Answer, status_error
 from creativeflow.datasources.web.auth import HttpAuth, NoAuth, auth_hosts
 from creativeflow.datasources.web.client import HttpClient
 from creativeflow.datasources.web.common import (

@@ -28,8 +28,8 @@ from creativeflow.datasources.base import (
     SourceType,
 )
 from creativeflow.datasources.fields import PemCertificate, url_host_port
+from creativeflow.datasources.http import Answer, shown_url
 from creativeflow.datasources.rows import infer_columns
-from creativeflow.datasources.web.answers import Answer, shown_url
 from creativeflow.datasources.web.auth import HttpAuth, NoAuth, auth_hosts
 from creativeflow.datasources.web.client import HttpClient
 from creativeflow.datasources.web.common import (
