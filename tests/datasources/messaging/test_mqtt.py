@@ -5,6 +5,7 @@ against a local fake broker that answers CONNECT with a refusing CONNACK."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -252,6 +253,34 @@ async def test_a_refused_login_is_auth_failed_without_the_password(
     assert exc.value.code is SourceErrorCode.AUTH_FAILED
     assert secret not in exc.value.message
     assert "'u'" in exc.value.message
+
+
+async def test_a_failed_tls_handshake_closes_its_socket(context: ConnectContext) -> None:
+    # paho drops the socket of a failed TLS handshake without closing it; the connector does.
+    closed = asyncio.Event()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)
+        writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        await writer.drain()
+        # The connection ends: EOF, or a reset (the client left the answer unread).
+        with contextlib.suppress(ConnectionResetError):
+            while await reader.read(1024):
+                pass
+        closed.set()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(SourceError) as exc:
+            await CONNECTOR.check(config(port=port, tls={"enabled": True}), context)
+        await asyncio.wait_for(closed.wait(), 2.0)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+    assert exc.value.code is SourceErrorCode.TLS_ERROR
 
 
 async def test_a_closed_port_is_connection_refused(context: ConnectContext) -> None:

@@ -1,4 +1,4 @@
-"""MQTT brokers through aiomqtt (paho-mqtt underneath), MQTT 3.1.1 or 5.
+"""MQTT brokers through paho-mqtt's public client API (`mqtt_session`), MQTT 3.1.1 or 5.
 
 MQTT keeps no list of topics: discovery subscribes to the configured filters for
 `listen_seconds` and reports the topics it hears (retained messages arrive at once), and a
@@ -13,7 +13,7 @@ import contextlib
 import datetime as dt
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -44,15 +44,19 @@ from creativeflow.datasources.messaging.common import (
 )
 from creativeflow.datasources.rows import infer_columns, jsonable
 
+if TYPE_CHECKING:
+    from paho.mqtt.client import MQTTMessage
+
+    from creativeflow.datasources.messaging.mqtt_session import MqttSession
+
 MQTT_PORT = 1883
 MQTTS_PORT = 8883
 VERSION_TOPIC = "$SYS/broker/version"
 VERSION_WAIT_SECONDS = 1.0
 PREVIEW_COLUMNS = ("topic", "payload", "qos", "retain", "received_at")
 
-# CONNACK refusals: MQTT 5 reason codes, and the MQTT 3.1.1 return codes paho maps onto them.
+# CONNACK refusals as MQTT 5 reason codes (paho maps MQTT 3.1.1's return codes onto them).
 _AUTH_REFUSED = {134, 135}  # bad user name or password, not authorized
-_CONNACK_V3 = {1: 132, 2: 133, 3: 136, 4: 134, 5: 135}
 
 
 def _topic_filter(value: str) -> str:
@@ -135,20 +139,13 @@ def topic_name(value: str) -> str:
     return value
 
 
-def _reason_value(rc: Any) -> int | None:
-    if isinstance(rc, int) and not hasattr(rc, "getName"):
-        return _CONNACK_V3.get(rc, rc)
-    value = getattr(rc, "value", None)
-    return value if isinstance(value, int) else None
-
-
 def _mqtt_error(exc: BaseException, config: MqttConfig, target: str) -> SourceError:
-    from aiomqtt.exceptions import MqttConnectError, MqttError
+    from creativeflow.datasources.messaging.mqtt_session import MqttClosed, MqttRefused
 
     if isinstance(exc, SourceError):
         return exc
-    if isinstance(exc, MqttConnectError):
-        code = _reason_value(exc.rc)
+    if isinstance(exc, MqttRefused):
+        code = exc.code
         if code in _AUTH_REFUSED:
             who = f"user {config.username!r}" if config.username else "an anonymous client"
             return SourceError(SourceErrorCode.AUTH_FAILED, f"{target} refused {who} ({code})")
@@ -167,23 +164,15 @@ def _mqtt_error(exc: BaseException, config: MqttConfig, target: str) -> SourceEr
     cause = os_error_in(exc)
     if cause is not None:
         return network_error(cause, target)
-    if isinstance(exc, MqttError):
+    if isinstance(exc, MqttClosed):
         return SourceError(SourceErrorCode.PROTOCOL_ERROR, f"{target} closed the connection")
     return SourceError(SourceErrorCode.ERROR, f"{target}: {type(exc).__name__}")
 
 
-def _close_socket(client: Any) -> None:
-    """aiomqtt leaves paho's socket open when connecting fails (a refused CONNACK, no CONNACK
-    in time): close it through paho, which also makes aiomqtt stop watching it."""
-    paho = client._client
-    if paho.socket() is not None:
-        paho._sock_close()
-
-
 @contextlib.asynccontextmanager
-async def _connected(config: MqttConfig, context: ConnectContext) -> AsyncIterator[Any]:
-    """A connected client (CONNACK accepted), disconnected on the way out."""
-    import aiomqtt
+async def _connected(config: MqttConfig, context: ConnectContext) -> AsyncIterator[MqttSession]:
+    """A connected session (CONNACK accepted), disconnected and closed on the way out."""
+    from creativeflow.datasources.messaging.mqtt_session import MqttSession
 
     port = config.mqtt_port
     target = f"the MQTT broker {config.host}:{port}"
@@ -192,63 +181,46 @@ async def _connected(config: MqttConfig, context: ConnectContext) -> AsyncIterat
     # paho checks the certificate against the host it dials and takes no separate TLS server
     # name, so with TLS it dials the (checked) name; without TLS, the checked address.
     dial = config.host if tls else address
-    # aiomqtt's own limit ends first, so it abandons the attempt itself.
+    # Connecting (TCP, TLS, CONNACK) ends before the service's own limit.
     limit = max(0.5, context.timeout_seconds - MARGIN_SECONDS)
-    v5 = config.protocol_version == "5"
-    session: dict[str, Any] = {"clean_start": True} if v5 else {"clean_session": True}
-    client = aiomqtt.Client(
-        dial,
-        port,
+    session = MqttSession(
+        client_id=config.client_id_prefix + secrets.token_hex(4),
+        v5=config.protocol_version == "5",
         username=config.username,
         password=reveal_optional(config.password),
-        identifier=config.client_id_prefix + secrets.token_hex(4),
-        protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-        **session,
-        timeout=limit,
+        tls=tls,
         keepalive=max(5, int(context.timeout_seconds) + 5),
-        tls_context=tls,
+        connect_timeout=limit,
     )
-    client._client.connect_timeout = limit
     try:
-        async with asyncio.timeout(context.timeout_seconds):
-            await client.__aenter__()
-    except Exception as exc:
-        _close_socket(client)
-        raise _mqtt_error(exc, config, target) from exc
-    except BaseException:
-        _close_socket(client)
-        raise
-    try:
-        yield client
+        async with asyncio.timeout(limit):
+            await session.connect(dial, port)
+        yield session
     except SourceError:
         raise
     except Exception as exc:
         raise _mqtt_error(exc, config, target) from exc
     finally:
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(1.0):
-                await client.__aexit__(None, None, None)
-        _close_socket(client)
+        session.close()
 
 
-async def _subscribe(client: Any, topics: list[str], target: str) -> None:
-    granted = await client.subscribe([(topic, 0) for topic in topics])
-    for topic, answer in zip(topics, granted, strict=False):
-        code = answer if isinstance(answer, int) else getattr(answer, "value", 0)
+async def _subscribe(session: MqttSession, topics: list[str], budget: Budget, target: str) -> None:
+    async with asyncio.timeout(budget.left()):
+        granted = await session.subscribe(topics)
+    for topic, code in zip(topics, granted, strict=False):
         if code >= 0x80:
             raise SourceError(
                 SourceErrorCode.PERMISSION_DENIED, f"{target} refused a subscription to {topic!r}"
             )
 
 
-async def _messages(client: Any, seconds: float) -> AsyncGenerator[Any, None]:
+async def _messages(session: MqttSession, seconds: float) -> AsyncGenerator[MQTTMessage, None]:
     """Messages as they arrive, for `seconds` at most."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
-    incoming = client.messages.__aiter__()
     while (left := deadline - loop.time()) > 0:
         try:
-            yield await asyncio.wait_for(incoming.__anext__(), left)
+            yield await asyncio.wait_for(session.receive(), left)
         except TimeoutError:
             return
 
@@ -259,9 +231,9 @@ def _body(payload: Any) -> bytes:
     return b"" if payload is None else str(payload).encode()
 
 
-def _row(message: Any) -> dict[str, Any]:
+def _row(message: MQTTMessage) -> dict[str, Any]:
     return {
-        "topic": message.topic.value,
+        "topic": message.topic,
         "payload": payload_value(_body(message.payload)),
         "qos": message.qos,
         "retain": bool(message.retain),
@@ -273,16 +245,14 @@ class MqttConnector:
     async def check(self, config: MqttConfig, context: ConnectContext) -> CheckResult:
         budget = Budget(context.timeout_seconds)
         version = None
-        async with _connected(config, context) as client:
-            identifier = client.identifier
+        async with _connected(config, context) as session:
+            identifier = session.client_id
             # Brokers that publish $SYS (Mosquitto does) keep their version there, retained.
             with contextlib.suppress(Exception):
-                await _subscribe(client, [VERSION_TOPIC], "")
-                seconds = budget.left(VERSION_WAIT_SECONDS)
-                async with contextlib.aclosing(_messages(client, seconds)) as messages:
-                    async for message in messages:
-                        version = _body(message.payload).decode("utf-8", "replace").strip()
-                        break
+                async with asyncio.timeout(budget.left(VERSION_WAIT_SECONDS)):
+                    await session.subscribe([VERSION_TOPIC])
+                    message = await session.receive()
+                    version = _body(message.payload).decode("utf-8", "replace").strip()
         return CheckResult(
             server_version=version,
             details={"protocol": config.protocol_version, "client_id": identifier},
@@ -292,12 +262,12 @@ class MqttConnector:
         budget = Budget(context.timeout_seconds)
         seen: dict[str, dict[str, Any]] = {}
         truncated = False
-        async with _connected(config, context) as client:
-            await _subscribe(client, config.topics, f"the MQTT broker {config.host}")
+        async with _connected(config, context) as session:
+            await _subscribe(session, config.topics, budget, f"the MQTT broker {config.host}")
             seconds = budget.left(config.listen_seconds)
-            async with contextlib.aclosing(_messages(client, seconds)) as messages:
+            async with contextlib.aclosing(_messages(session, seconds)) as messages:
                 async for message in messages:
-                    topic = message.topic.value
+                    topic = message.topic
                     if topic not in seen:
                         if len(seen) >= MAX_DISCOVERED:
                             truncated = True
@@ -319,10 +289,10 @@ class MqttConnector:
         topic = topic_name(object_name)
         budget = Budget(context.timeout_seconds)
         rows: list[dict[str, Any]] = []
-        async with _connected(config, context) as client:
-            await _subscribe(client, [topic], f"the MQTT broker {config.host}")
+        async with _connected(config, context) as session:
+            await _subscribe(session, [topic], budget, f"the MQTT broker {config.host}")
             seconds = budget.left(config.listen_seconds)
-            async with contextlib.aclosing(_messages(client, seconds)) as messages:
+            async with contextlib.aclosing(_messages(session, seconds)) as messages:
                 async for message in messages:
                     rows.append(_row(message))
                     if len(rows) >= limit:
@@ -340,6 +310,6 @@ SOURCE_TYPE = SourceType(
     config_model=MqttConfig,
     connector=MqttConnector(),
     description="Topics heard on an MQTT broker while listening, and their messages",
-    drivers=("aiomqtt",),
+    drivers=("paho.mqtt",),
     extra="mqtt",
 )
