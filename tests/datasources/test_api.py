@@ -241,6 +241,9 @@ async def test_testing_a_sqlite_source_records_health_and_history(
     body = result.json()
     assert body["ok"] is True and body["status"] == "ok"
     assert body["server_version"] and body["source_status"] == "healthy"
+    # A changed config is untested: its status is unknown, the last check stays as it was.
+    changed = (await user.patch(url, json={"config": {"type": "sqlite", "path": "shop.db"}})).json()
+    assert changed["status"] == "unknown" and changed["last_check"]["ok"] is True
 
     (file_root(platform) / "shop.db").unlink()
     failed = (await user.post(f"{url}/test")).json()

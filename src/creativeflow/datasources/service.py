@@ -344,7 +344,7 @@ class DataSourceService:
         last_check = (
             LastCheckRead(
                 checked_at=source.last_checked_at,
-                ok=source.status == SourceStatus.HEALTHY,
+                ok=source.last_error_code is None,
                 error_code=source.last_error_code,
                 message=source.last_error_message,
                 latency_ms=source.last_latency_ms,
