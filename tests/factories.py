@@ -33,20 +33,24 @@ class TestUser:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.access_token}"}
 
+    def _headers(self, kwargs: dict[str, Any]) -> dict[str, str]:
+        """The token's header, plus any the call adds (If-Match, Idempotency-Key ...)."""
+        return {**self.headers, **kwargs.pop("headers", {})}
+
     async def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        return await self.client.get(url, headers=self.headers, **kwargs)
+        return await self.client.get(url, headers=self._headers(kwargs), **kwargs)
 
     async def post(self, url: str, **kwargs: Any) -> httpx.Response:
-        return await self.client.post(url, headers=self.headers, **kwargs)
+        return await self.client.post(url, headers=self._headers(kwargs), **kwargs)
 
     async def put(self, url: str, **kwargs: Any) -> httpx.Response:
-        return await self.client.put(url, headers=self.headers, **kwargs)
+        return await self.client.put(url, headers=self._headers(kwargs), **kwargs)
 
     async def patch(self, url: str, **kwargs: Any) -> httpx.Response:
-        return await self.client.patch(url, headers=self.headers, **kwargs)
+        return await self.client.patch(url, headers=self._headers(kwargs), **kwargs)
 
     async def delete(self, url: str, **kwargs: Any) -> httpx.Response:
-        return await self.client.delete(url, headers=self.headers, **kwargs)
+        return await self.client.delete(url, headers=self._headers(kwargs), **kwargs)
 
 
 class UserFactory:

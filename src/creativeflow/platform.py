@@ -193,9 +193,14 @@ def build_platform(
     platform.write_sessions.configure(info=dispatcher_info(platform.outbox))
     from creativeflow.datasources.notifications import connect_datasource_events
     from creativeflow.realtime.publishing import connect_job_events
+    from creativeflow.stories.access import register_story_subjects
+    from creativeflow.stories.notifications import connect_story_events
 
     connect_job_events(platform)
     connect_datasource_events(platform)
+    # Before anything asks who may read a project's jobs, images or channel.
+    register_story_subjects()
+    connect_story_events(platform)
     return platform
 
 

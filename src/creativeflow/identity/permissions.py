@@ -43,6 +43,11 @@ class Permission(StrEnum):
     DATASOURCES_READ = "datasources:read"
     DATASOURCES_MANAGE = "datasources:manage"
 
+    # The story studio: whether a user may keep and share graphic-novel projects at all
+    # (within a project, its membership decides what they may do).
+    STORIES_READ = "stories:read"
+    STORIES_WRITE = "stories:write"
+
 
 class BuiltinRole(StrEnum):
     ADMIN = "admin"
@@ -58,6 +63,7 @@ _IDEAS = [
 ]
 
 _DATASOURCES = [Permission.DATASOURCES_READ, Permission.DATASOURCES_MANAGE]
+_STORIES = [Permission.STORIES_READ, Permission.STORIES_WRITE]
 
 BUILTIN_ROLE_PERMISSIONS: dict[BuiltinRole, list[Permission]] = {
     BuiltinRole.ADMIN: list(Permission),
@@ -75,6 +81,7 @@ BUILTIN_ROLE_PERMISSIONS: dict[BuiltinRole, list[Permission]] = {
         Permission.GENERATION_CREATE,
         *_IDEAS,
         *_DATASOURCES,
+        *_STORIES,
     ],
     BuiltinRole.VIEWER: [
         Permission.BRANDS_READ,
@@ -83,6 +90,7 @@ BUILTIN_ROLE_PERMISSIONS: dict[BuiltinRole, list[Permission]] = {
         Permission.GENERATION_CREATE,
         *_IDEAS,
         *_DATASOURCES,
+        *_STORIES,
     ],
 }
 

@@ -35,6 +35,13 @@ class UserRepository(Repository[User]):
         )
         return (await self.session.execute(stmt)).unique().scalars().first()
 
+    async def names(self, user_ids: Sequence[uuid.UUID]) -> list[tuple[uuid.UUID, str, str]]:
+        """(id, username, name) of each of `user_ids` that exists."""
+        if not user_ids:
+            return []
+        stmt = select(User.id, User.username, User.name).where(User.id.in_(list(user_ids)))
+        return [(row.id, row.username, row.name) for row in await self.session.execute(stmt)]
+
     async def find_external(self, issuer: str, subject: str) -> User | None:
         stmt = (
             select(User)

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -490,3 +490,28 @@ __all__ = [
     "parse_api_key",
     "principal_for",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class UserSummary:
+    """What other modules may know of a user: who they are, not how they sign in."""
+
+    id: uuid.UUID
+    username: str
+    name: str
+
+
+async def find_active_user(session: AsyncSession, login: str) -> UserSummary | None:
+    """An active user by username or email (case-insensitive), for other modules (adding a
+    project member, say)."""
+    user = await UserRepository(session).find_by_login(login)
+    if user is None or not user.is_active:
+        return None
+    return UserSummary(user.id, user.username, user.name)
+
+
+async def user_summaries(
+    session: AsyncSession, user_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, UserSummary]:
+    rows = await UserRepository(session).names(list(dict.fromkeys(user_ids)))
+    return {user_id: UserSummary(user_id, username, name) for user_id, username, name in rows}
