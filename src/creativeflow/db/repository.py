@@ -38,6 +38,11 @@ class Repository(Generic[ModelT]):
     async def flush(self) -> None:
         await self.session.flush()
 
+    async def refresh(self, entity: ModelT) -> ModelT:
+        """Read the row again (after statements that changed it behind the ORM's back)."""
+        await self.session.refresh(entity)
+        return entity
+
     async def page(
         self, stmt: Select[Any], *, limit: int, offset: int
     ) -> tuple[Sequence[ModelT], int]:

@@ -30,6 +30,13 @@ def _ordering(sort: str) -> list[ColumnElement[Any]]:
 class ProjectRepository(Repository[Project]):
     model = Project
 
+    async def lock(self, project_id: uuid.UUID) -> None:
+        """Hold the project's row until the transaction ends (PostgreSQL: `FOR UPDATE`;
+        SQLite takes one writer at a time anyway): changes of its content's order queue here."""
+        await self.session.execute(
+            select(Project.id).where(Project.id == project_id).with_for_update()
+        )
+
     async def with_role(
         self, project_id: uuid.UUID, user_id: uuid.UUID
     ) -> tuple[Project, str | None] | None:

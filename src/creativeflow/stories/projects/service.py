@@ -123,6 +123,11 @@ class ProjectService:
             )
         return Grant(project, role)
 
+    async def lock_structure(self, project_id: uuid.UUID) -> None:
+        """Take the project's order lock: chapters, scenes and panels are reordered, moved,
+        added and removed one request at a time per project."""
+        await self.projects.lock(project_id)
+
     def changed(
         self,
         project_id: uuid.UUID,

@@ -1,0 +1,489 @@
+"""Chapters, scenes and panels: `/projects/{id}/chapters`, `/chapters/...`, `/scenes/...`,
+`/panels/...`.
+
+Access follows the project: members read; editors and the owner change; anyone else gets 404
+(CHAPTER_NOT_FOUND, SCENE_NOT_FOUND, PANEL_NOT_FOUND); a viewer changing something gets 403.
+Changes take `If-Match` (or `version` in the body): 409 VERSION_CONFLICT when stale. Lists are
+in reading order (`position`); `skip` is another name for `offset`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Query, Response, status
+
+from creativeflow.http.auth import DbSession, require_permission
+from creativeflow.http.pagination import Offset, Page
+from creativeflow.http.problems import error_responses
+from creativeflow.http.routing import api_router
+from creativeflow.http.versioning import IfMatch, expected_version, set_etag
+from creativeflow.identity.permissions import Permission
+from creativeflow.identity.principal import Principal
+from creativeflow.stories.content.models import Chapter, Panel, Scene
+from creativeflow.stories.content.schemas import (
+    ChapterCreate,
+    ChapterRead,
+    ChapterReplace,
+    ChapterUpdate,
+    DialogueReplace,
+    Move,
+    PanelCreate,
+    PanelOrder,
+    PanelRead,
+    PanelReplace,
+    PanelUpdate,
+    Reorder,
+    SceneCreate,
+    SceneRead,
+    SceneReplace,
+    SceneUpdate,
+)
+from creativeflow.stories.content.service import ContentService
+
+router = api_router(tags=["story content"])
+
+ProjectId = Annotated[uuid.UUID, Path(description="The project's id")]
+ChapterId = Annotated[uuid.UUID, Path(description="The chapter's id")]
+SceneId = Annotated[uuid.UUID, Path(description="The scene's id")]
+PanelId = Annotated[uuid.UUID, Path(description="The panel's id")]
+Reader = Annotated[Principal, Depends(require_permission(Permission.STORIES_READ))]
+Writer = Annotated[Principal, Depends(require_permission(Permission.STORIES_WRITE))]
+# Whole scenes and chapters are read at once: larger pages than elsewhere.
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size (1-500)")]
+Skip = Annotated[int | None, Query(ge=0, description="The spec's name for `offset`")]
+
+_READ = error_responses(401, 403, 404, 422)
+_CHANGE = error_responses(401, 403, 404, 409, 422)
+
+
+def _fields(entity: Any) -> dict[str, Any]:
+    return {column.key: getattr(entity, column.key) for column in entity.__table__.columns}
+
+
+def chapter_read(chapter: Chapter, scene_count: int) -> ChapterRead:
+    return ChapterRead(**_fields(chapter), scene_count=scene_count)
+
+
+def scene_read(scene: Scene, panel_count: int) -> SceneRead:
+    return SceneRead(**_fields(scene), panel_count=panel_count)
+
+
+def panel_read(panel: Panel) -> PanelRead:
+    return PanelRead(**_fields(panel))
+
+
+async def _chapter_answer(
+    service: ContentService, chapter: Chapter, response: Response
+) -> ChapterRead:
+    set_etag(response, chapter.version)
+    counts = await service.scene_counts([chapter.id])
+    return chapter_read(chapter, counts[chapter.id])
+
+
+async def _scene_answer(service: ContentService, scene: Scene, response: Response) -> SceneRead:
+    set_etag(response, scene.version)
+    counts = await service.panel_counts([scene.id])
+    return scene_read(scene, counts[scene.id])
+
+
+def _panel_answer(panel: Panel, response: Response) -> PanelRead:
+    set_etag(response, panel.version)
+    return panel_read(panel)
+
+
+# -- chapters -------------------------------------------------------------------------------
+
+
+@router.get(
+    "/projects/{project_id}/chapters",
+    response_model=Page[ChapterRead],
+    summary="A project's chapters, in order",
+    responses=_READ,
+)
+async def list_chapters(
+    project_id: ProjectId,
+    session: DbSession,
+    principal: Reader,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    skip: Skip = None,
+) -> Page[ChapterRead]:
+    start = skip if skip is not None else offset
+    rows, total, counts = await ContentService(session, principal).chapter_page(
+        project_id, limit=limit, offset=start
+    )
+    return Page[ChapterRead].of(
+        [chapter_read(row, counts[row.id]) for row in rows], total=total, limit=limit, offset=start
+    )
+
+
+@router.post(
+    "/projects/{project_id}/chapters",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ChapterRead,
+    summary="Add a chapter (at a position: the later ones move down)",
+    responses=_CHANGE,
+)
+async def create_chapter(
+    project_id: ProjectId,
+    data: ChapterCreate,
+    session: DbSession,
+    principal: Writer,
+    response: Response,
+) -> ChapterRead:
+    service = ContentService(session, principal)
+    chapter = await service.create_chapter(project_id, data)
+    response.headers["Location"] = f"/api/v1/chapters/{chapter.id}"
+    return await _chapter_answer(service, chapter, response)
+
+
+@router.get(
+    "/chapters/{chapter_id}", response_model=ChapterRead, summary="Get a chapter", responses=_READ
+)
+async def get_chapter(
+    chapter_id: ChapterId, session: DbSession, principal: Reader, response: Response
+) -> ChapterRead:
+    service = ContentService(session, principal)
+    return await _chapter_answer(service, await service.chapter(chapter_id), response)
+
+
+@router.put(
+    "/chapters/{chapter_id}",
+    response_model=ChapterRead,
+    summary="Replace a chapter's text fields",
+    responses=_CHANGE,
+)
+async def replace_chapter(
+    chapter_id: ChapterId,
+    data: ChapterReplace,
+    session: DbSession,
+    principal: Writer,
+    if_match: IfMatch,
+    response: Response,
+) -> ChapterRead:
+    service = ContentService(session, principal)
+    chapter = await service.update_chapter(
+        chapter_id, data, expected_version(if_match, data.version)
+    )
+    return await _chapter_answer(service, chapter, response)
+
+
+@router.patch(
+    "/chapters/{chapter_id}",
+    response_model=ChapterRead,
+    summary="Change some of a chapter's fields",
+    responses=_CHANGE,
+)
+async def update_chapter(
+    chapter_id: ChapterId,
+    data: ChapterUpdate,
+    session: DbSession,
+    principal: Writer,
+    if_match: IfMatch,
+    response: Response,
+) -> ChapterRead:
+    service = ContentService(session, principal)
+    chapter = await service.update_chapter(
+        chapter_id, data, expected_version(if_match, data.version)
+    )
+    return await _chapter_answer(service, chapter, response)
+
+
+@router.delete(
+    "/chapters/{chapter_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a chapter with its scenes and panels (the later chapters move up)",
+    responses=_CHANGE,
+)
+async def delete_chapter(
+    chapter_id: ChapterId, session: DbSession, principal: Writer, if_match: IfMatch
+) -> Response:
+    await ContentService(session, principal).delete_chapter(chapter_id, if_match)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/chapters/{chapter_id}/reorder",
+    response_model=ChapterRead,
+    summary="Move a chapter to another position",
+    responses=_CHANGE,
+)
+async def reorder_chapter(
+    chapter_id: ChapterId, data: Reorder, session: DbSession, principal: Writer, response: Response
+) -> ChapterRead:
+    service = ContentService(session, principal)
+    chapter = await service.reorder_chapter(chapter_id, data.position)
+    return await _chapter_answer(service, chapter, response)
+
+
+# -- scenes ---------------------------------------------------------------------------------
+
+
+@router.get(
+    "/chapters/{chapter_id}/scenes",
+    response_model=Page[SceneRead],
+    summary="A chapter's scenes, in order",
+    responses=_READ,
+)
+async def list_scenes(
+    chapter_id: ChapterId,
+    session: DbSession,
+    principal: Reader,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    skip: Skip = None,
+) -> Page[SceneRead]:
+    start = skip if skip is not None else offset
+    rows, total, counts = await ContentService(session, principal).scene_page(
+        chapter_id, limit=limit, offset=start
+    )
+    return Page[SceneRead].of(
+        [scene_read(row, counts[row.id]) for row in rows], total=total, limit=limit, offset=start
+    )
+
+
+@router.post(
+    "/chapters/{chapter_id}/scenes",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SceneRead,
+    summary="Add a scene to a chapter",
+    responses=_CHANGE,
+)
+async def create_scene(
+    chapter_id: ChapterId,
+    data: SceneCreate,
+    session: DbSession,
+    principal: Writer,
+    response: Response,
+) -> SceneRead:
+    service = ContentService(session, principal)
+    scene = await service.create_scene(chapter_id, data)
+    response.headers["Location"] = f"/api/v1/scenes/{scene.id}"
+    return await _scene_answer(service, scene, response)
+
+
+@router.get("/scenes/{scene_id}", response_model=SceneRead, summary="Get a scene", responses=_READ)
+async def get_scene(
+    scene_id: SceneId, session: DbSession, principal: Reader, response: Response
+) -> SceneRead:
+    service = ContentService(session, principal)
+    return await _scene_answer(service, await service.scene(scene_id), response)
+
+
+@router.put(
+    "/scenes/{scene_id}",
+    response_model=SceneRead,
+    summary="Replace a scene's fields",
+    responses=_CHANGE,
+)
+async def replace_scene(
+    scene_id: SceneId,
+    data: SceneReplace,
+    session: DbSession,
+    principal: Writer,
+    if_match: IfMatch,
+    response: Response,
+) -> SceneRead:
+    service = ContentService(session, principal)
+    scene = await service.update_scene(scene_id, data, expected_version(if_match, data.version))
+    return await _scene_answer(service, scene, response)
+
+
+@router.patch(
+    "/scenes/{scene_id}",
+    response_model=SceneRead,
+    summary="Change some of a scene's fields",
+    responses=_CHANGE,
+)
+async def update_scene(
+    scene_id: SceneId,
+    data: SceneUpdate,
+    session: DbSession,
+    principal: Writer,
+    if_match: IfMatch,
+    response: Response,
+) -> SceneRead:
+    service = ContentService(session, principal)
+    scene = await service.update_scene(scene_id, data, expected_version(if_match, data.version))
+    return await _scene_answer(service, scene, response)
+
+
+@router.delete(
+    "/scenes/{scene_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a scene with its panels",
+    responses=_CHANGE,
+)
+async def delete_scene(
+    scene_id: SceneId, session: DbSession, principal: Writer, if_match: IfMatch
+) -> Response:
+    await ContentService(session, principal).delete_scene(scene_id, if_match)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/scenes/{scene_id}/move",
+    response_model=SceneRead,
+    summary="Move a scene: to another position, or into another chapter of the project",
+    responses=_CHANGE,
+)
+async def move_scene(
+    scene_id: SceneId, data: Move, session: DbSession, principal: Writer, response: Response
+) -> SceneRead:
+    service = ContentService(session, principal)
+    scene = await service.move_scene(scene_id, data.parent_id, data.position)
+    return await _scene_answer(service, scene, response)
+
+
+@router.post(
+    "/scenes/{scene_id}/reorder-panels",
+    response_model=Page[PanelRead],
+    summary="Put a scene's panels in a new order",
+    description="`panel_ids` must be exactly the scene's panels, each once (422 otherwise).",
+    responses=_CHANGE,
+)
+async def reorder_panels(
+    scene_id: SceneId, data: PanelOrder, session: DbSession, principal: Writer
+) -> Page[PanelRead]:
+    service = ContentService(session, principal)
+    await service.reorder_panels(scene_id, data.panel_ids)
+    rows, total = await service.panel_page(scene_id, limit=1000, offset=0)
+    return Page[PanelRead].of([panel_read(row) for row in rows], total=total, limit=1000, offset=0)
+
+
+# -- panels ---------------------------------------------------------------------------------
+
+
+@router.get(
+    "/scenes/{scene_id}/panels",
+    response_model=Page[PanelRead],
+    summary="A scene's panels, in order",
+    responses=_READ,
+)
+async def list_panels(
+    scene_id: SceneId,
+    session: DbSession,
+    principal: Reader,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    skip: Skip = None,
+) -> Page[PanelRead]:
+    start = skip if skip is not None else offset
+    rows, total = await ContentService(session, principal).panel_page(
+        scene_id, limit=limit, offset=start
+    )
+    return Page[PanelRead].of(
+        [panel_read(row) for row in rows], total=total, limit=limit, offset=start
+    )
+
+
+@router.post(
+    "/scenes/{scene_id}/panels",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PanelRead,
+    summary="Add a panel to a scene",
+    responses=_CHANGE,
+)
+async def create_panel(
+    scene_id: SceneId, data: PanelCreate, session: DbSession, principal: Writer, response: Response
+) -> PanelRead:
+    panel = await ContentService(session, principal).create_panel(scene_id, data)
+    response.headers["Location"] = f"/api/v1/panels/{panel.id}"
+    return _panel_answer(panel, response)
+
+
+@router.get("/panels/{panel_id}", response_model=PanelRead, summary="Get a panel", responses=_READ)
+async def get_panel(
+    panel_id: PanelId, session: DbSession, principal: Reader, response: Response
+) -> PanelRead:
+    return _panel_answer(await ContentService(session, principal).panel(panel_id), response)
+
+
+@router.put(
+    "/panels/{panel_id}",
+    response_model=PanelRead,
+    summary="Replace a panel's fields",
+    responses=_CHANGE,
+)
+async def replace_panel(
+    panel_id: PanelId,
+    data: PanelReplace,
+    session: DbSession,
+    principal: Writer,
+    if_match: IfMatch,
+    response: Response,
+) -> PanelRead:
+    panel = await ContentService(session, principal).update_panel(
+        panel_id, data, expected_version(if_match, data.version)
+    )
+    return _panel_answer(panel, response)
+
+
+@router.patch(
+    "/panels/{panel_id}",
+    response_model=PanelRead,
+    summary="Change some of a panel's fields",
+    responses=_CHANGE,
+)
+async def update_panel(
+    panel_id: PanelId,
+    data: PanelUpdate,
+    session: DbSession,
+    principal: Writer,
+    if_match: IfMatch,
+    response: Response,
+) -> PanelRead:
+    panel = await ContentService(session, principal).update_panel(
+        panel_id, data, expected_version(if_match, data.version)
+    )
+    return _panel_answer(panel, response)
+
+
+@router.put(
+    "/panels/{panel_id}/dialogue",
+    response_model=PanelRead,
+    summary="Replace a panel's dialogue bubbles",
+    responses=_CHANGE,
+)
+async def replace_dialogue(
+    panel_id: PanelId,
+    data: DialogueReplace,
+    session: DbSession,
+    principal: Writer,
+    if_match: IfMatch,
+    response: Response,
+) -> PanelRead:
+    panel = await ContentService(session, principal).replace_dialogue(
+        panel_id, data.bubbles, expected_version(if_match, data.version)
+    )
+    return _panel_answer(panel, response)
+
+
+@router.delete(
+    "/panels/{panel_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a panel",
+    responses=_CHANGE,
+)
+async def delete_panel(
+    panel_id: PanelId, session: DbSession, principal: Writer, if_match: IfMatch
+) -> Response:
+    await ContentService(session, principal).delete_panel(panel_id, if_match)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/panels/{panel_id}/move",
+    response_model=PanelRead,
+    summary="Move a panel: to another position, or into another scene of the project",
+    responses=_CHANGE,
+)
+async def move_panel(
+    panel_id: PanelId, data: Move, session: DbSession, principal: Writer, response: Response
+) -> PanelRead:
+    panel = await ContentService(session, principal).move_panel(
+        panel_id, data.parent_id, data.position
+    )
+    return _panel_answer(panel, response)
