@@ -210,3 +210,26 @@ async def test_changes_reach_the_projects_sockets(users: UserFactory, platform: 
         assert socket.pending == 0  # a rolled-back change is not announced
     finally:
         await platform.realtime.unsubscribe(socket)
+
+
+async def test_a_project_grows_from_a_content_idea(users: UserFactory) -> None:
+    user, other = await users.create(), await users.create()
+    idea = await user.post(
+        f"/api/v1/{user.id}/ideas",
+        json={
+            "title": "A lighthouse mystery",
+            "notes": "The lamp goes dark at midnight.",
+            "tags": ["mystery", "Mystery", "coastal"],
+        },
+    )
+    assert idea.status_code == 201, idea.text
+    idea_id = idea.json()["id"]
+    created = await user.post(f"{BASE}/from-idea/{idea_id}")
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["title"] == "A lighthouse mystery"
+    assert body["synopsis"] == "The lamp goes dark at midnight."
+    assert body["genres"] == ["mystery", "coastal"] and body["idea_id"] == idea_id
+    found = (await user.get(BASE, params={"idea_id": idea_id})).json()
+    assert [p["id"] for p in found["items"]] == [body["id"]]
+    assert (await other.post(f"{BASE}/from-idea/{idea_id}")).status_code == 404

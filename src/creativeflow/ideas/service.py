@@ -110,6 +110,10 @@ class IdeaService:
         await self.ideas.record_delete(self.principal)
         _log.info("idea_deleted", idea_id=str(idea_id))
 
+    async def owned(self, idea_id: uuid.UUID) -> Idea:
+        """One of the caller's ideas (404 for anyone else's), for other modules."""
+        return await self._get(idea_id)
+
     async def _get(self, idea_id: uuid.UUID, *, for_update: bool = False) -> Idea:
         idea = await self.ideas.get_visible(self.principal, idea_id, for_update=for_update)
         if idea is None:

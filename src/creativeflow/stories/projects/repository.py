@@ -62,6 +62,7 @@ class ProjectRepository(Repository[Project]):
         sort: str,
         limit: int,
         offset: int,
+        idea_id: uuid.UUID | None = None,
     ) -> tuple[Sequence[Project], int]:
         """Projects the user owns or is a member of (`user_id` None: every project)."""
         stmt = select(Project)
@@ -84,6 +85,8 @@ class ProjectRepository(Repository[Project]):
             )
         if statuses:
             stmt = stmt.where(Project.status.in_(list(statuses)))
+        if idea_id is not None:
+            stmt = stmt.where(Project.idea_id == idea_id)
         return await self.page(stmt.order_by(*_ordering(sort)), limit=limit, offset=offset)
 
     async def roles_of(

@@ -78,6 +78,9 @@ async def list_projects(
     search: Annotated[str | None, Query(max_length=200)] = None,
     status_: Annotated[list[ProjectStatus] | None, Query(alias="status")] = None,
     ownership: Literal["all", "owned", "shared"] = "all",
+    idea_id: Annotated[
+        uuid.UUID | None, Query(description="Only projects grown from this content idea")
+    ] = None,
     sort: SortField = "-updated_at",
     limit: Limit = 20,
     offset: Offset = 0,
@@ -88,11 +91,33 @@ async def list_projects(
         search=search,
         statuses=[s.value for s in status_ or []],
         ownership=ownership,
+        idea_id=idea_id,
         sort=sort,
         limit=limit,
         offset=start,
     )
     return Page[ProjectRead].of(items, total=total, limit=limit, offset=start)
+
+
+@router.post(
+    "/from-idea/{idea_id}",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ProjectRead,
+    summary="Start a project from one of your content ideas",
+    description="The idea's title, its notes as the synopsis, its tags as genres; the project "
+    "keeps the idea's id (`GET /projects?idea_id=` finds the projects an idea became). "
+    "Another user's idea is 404.",
+    responses=error_responses(401, 403, 404, 422),
+)
+async def create_from_idea(
+    idea_id: Annotated[uuid.UUID, Path(description="Your content idea's id")],
+    session: DbSession,
+    principal: Writer,
+    response: Response,
+) -> ProjectRead:
+    project = await ProjectService(session, principal).create_from_idea(idea_id)
+    response.headers["Location"] = f"/api/v1/projects/{project.id}"
+    return _answer(response, project_read(project, "owner"))
 
 
 @router.get(

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from creativeflow.db.ids import uuid7
 from creativeflow.db.versioning import ensure_version
+from creativeflow.ideas.service import IdeaService
 from creativeflow.identity.principal import Principal
 from creativeflow.identity.service import find_active_user, user_summaries
 from creativeflow.shared.core.exceptions import (
@@ -31,6 +32,7 @@ from creativeflow.stories.events import StoryContentChanged
 from creativeflow.stories.projects.models import MemberRole, Project, ProjectMember
 from creativeflow.stories.projects.repository import MemberRepository, ProjectRepository
 from creativeflow.stories.projects.schemas import (
+    MAX_GENRES,
     MemberAdd,
     MemberRead,
     ProjectCreate,
@@ -164,6 +166,20 @@ class ProjectService:
         self.changed(project.id, "project", project.id, "created", project.version)
         return project
 
+    async def create_from_idea(self, idea_id: uuid.UUID) -> Project:
+        """A project grown from one of the caller's content ideas: its title, its notes as the
+        synopsis, its tags as genres; the project keeps the idea's id (and lists filter by it)."""
+        idea = await IdeaService(self.session, self.principal).owned(idea_id)
+        genres: list[str] = []
+        for tag in idea.tags:
+            genre = tag.strip()[:50]
+            if genre and genre.lower() not in (g.lower() for g in genres):
+                genres.append(genre)
+        data = ProjectCreate(
+            title=idea.title[:200], synopsis=idea.notes, genres=genres[:MAX_GENRES]
+        )
+        return await self.create(data, idea_id=idea.id)
+
     async def list_page(
         self,
         *,
@@ -173,6 +189,7 @@ class ProjectService:
         sort: str,
         limit: int,
         offset: int,
+        idea_id: uuid.UUID | None = None,
     ) -> tuple[list[ProjectRead], int]:
         user_id = self.principal.user_id
         scope = None if self.principal.is_admin and ownership == "all" else user_id
@@ -181,6 +198,7 @@ class ProjectService:
             search=search,
             statuses=statuses,
             ownership=ownership,
+            idea_id=idea_id,
             sort=sort,
             limit=limit,
             offset=offset,
