@@ -3,6 +3,12 @@ reorders and moves; dialogue; access by project membership; stale versions."""
 
 from __future__ import annotations
 
+import io
+import uuid
+
+from PIL import Image
+
+from creativeflow.platform import Platform
 from tests.factories import TestUser as SignedInUser
 from tests.factories import UserFactory
 from tests.stories.helpers import chapter, panel, project, scene, titles
@@ -184,3 +190,92 @@ async def test_deleting_a_chapter_deletes_its_scenes_and_panels(users: UserFacto
     assert (await user.get(f"/api/v1/scenes/{sc['id']}")).status_code == 404
     assert (await user.get(f"/api/v1/panels/{pn['id']}")).status_code == 404
     assert (await user.delete(f"/api/v1/projects/{book['id']}")).status_code == 204
+
+
+async def test_split_and_merge_panels(users: UserFactory) -> None:
+    user = await users.create()
+    book = await project(user)
+    ch = await chapter(user, book["id"], "One")
+    sc = await scene(user, ch["id"], "Stairs")
+    bubbles = [{"text": t} for t in ("One.", "Two.", "Three.")]
+    first = await panel(user, sc["id"], "Mara at the door", dialogue=bubbles)
+    last = await panel(user, sc["id"], "The lamp")
+
+    split = await user.post(
+        f"/api/v1/panels/{first['id']}/split",
+        json={"at_bubble": 1, "new_description": "Mara on the stairs", "version": 1},
+    )
+    assert split.status_code == 200, split.text
+    body = split.json()
+    assert [b["text"] for b in body["first"]["dialogue"]] == ["One."]
+    assert [b["text"] for b in body["second"]["dialogue"]] == ["Two.", "Three."]
+    assert body["second"]["position"] == 2 and body["second"]["description"] == "Mara on the stairs"
+    panels_url = f"/api/v1/scenes/{sc['id']}/panels"
+    assert await titles(user, panels_url, "description") == [
+        (1, "Mara at the door"),
+        (2, "Mara on the stairs"),
+        (3, "The lamp"),
+    ]
+    too_far = await user.post(f"/api/v1/panels/{first['id']}/split", json={"at_bubble": 5})
+    assert too_far.status_code == 422 and too_far.json()["errors"][0]["field"] == "at_bubble"
+
+    merged = await user.post(f"/api/v1/panels/{first['id']}/merge", json={})
+    assert merged.status_code == 200, merged.text
+    assert [b["text"] for b in merged.json()["dialogue"]] == ["One.", "Two.", "Three."]
+    assert merged.json()["description"] == "Mara at the door\n\nMara on the stairs"
+    assert await titles(user, panels_url, "description") == [
+        (1, "Mara at the door\n\nMara on the stairs"),
+        (2, "The lamp"),
+    ]
+    # Naming a later panel from the earlier one, or the earlier one from the later: the same.
+    joined = await user.post(
+        f"/api/v1/panels/{last['id']}/merge", json={"with_panel_id": first["id"]}
+    )
+    assert joined.status_code == 200 and joined.json()["id"] == first["id"]
+    alone = await user.post(f"/api/v1/panels/{first['id']}/merge", json={})
+    assert alone.status_code == 422 and alone.json()["errors"][0]["field"] == "with_panel_id"
+
+
+async def test_covers_and_selected_images_must_be_the_projects(
+    users: UserFactory, platform: Platform
+) -> None:
+    user = await users.create()
+    book = await project(user)
+    ch = await chapter(user, book["id"], "One")
+    sc = await scene(user, ch["id"], "Stairs")
+    pn = await panel(user, sc["id"], "Mara")
+    assert (await user.get(f"/api/v1/panels/{pn['id']}/image")).json()["code"] == "NO_IMAGE"
+    assert (await user.get(f"/api/v1/chapters/{ch['id']}/cover")).status_code == 404
+
+    mine = await upload(user)
+    refused = await user.patch(f"/api/v1/chapters/{ch['id']}", json={"cover_image_id": mine})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "cover_image_id"
+    of_project = await upload(user, subject_type="project", subject_id=book["id"])
+    cover = await user.patch(f"/api/v1/chapters/{ch['id']}", json={"cover_image_id": of_project})
+    assert cover.status_code == 200 and cover.json()["cover_image_id"] == of_project
+    redirect = await user.get(f"/api/v1/chapters/{ch['id']}/cover")
+    assert redirect.status_code == 307
+    assert redirect.headers["location"] == f"/api/v1/images/{of_project}"
+
+    for_panel = await upload(user, panel_id=pn["id"])
+    selected = await user.patch(f"/api/v1/panels/{pn['id']}", json={"selected_image_id": for_panel})
+    assert selected.status_code == 200, selected.text
+    shown = await user.get(f"/api/v1/panels/{pn['id']}/image")
+    assert shown.status_code == 307 and shown.headers["location"].endswith(for_panel)
+    missing = await user.patch(
+        f"/api/v1/panels/{pn['id']}", json={"selected_image_id": str(uuid.uuid4())}
+    )
+    assert missing.status_code == 422
+
+
+async def upload(user: SignedInUser, **form: str) -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "teal").save(buffer, "PNG")
+    response = await user.post(
+        "/api/v1/images/upload",
+        files={"file": ("p.png", buffer.getvalue(), "image/png")},
+        data=form,
+    )
+    assert response.status_code == 201, response.text
+    image_id: str = response.json()["id"]
+    return image_id

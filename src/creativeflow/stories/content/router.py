@@ -13,6 +13,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Response, status
+from fastapi.responses import RedirectResponse
 
 from creativeflow.http.auth import DbSession, require_permission
 from creativeflow.http.pagination import Offset, Page
@@ -21,6 +22,7 @@ from creativeflow.http.routing import api_router
 from creativeflow.http.versioning import IfMatch, expected_version, set_etag
 from creativeflow.identity.permissions import Permission
 from creativeflow.identity.principal import Principal
+from creativeflow.shared.core.exceptions import NotFoundException
 from creativeflow.stories.content.models import Chapter, Panel, Scene
 from creativeflow.stories.content.schemas import (
     ChapterCreate,
@@ -30,9 +32,12 @@ from creativeflow.stories.content.schemas import (
     DialogueReplace,
     Move,
     PanelCreate,
+    PanelMerge,
     PanelOrder,
+    PanelPair,
     PanelRead,
     PanelReplace,
+    PanelSplit,
     PanelUpdate,
     Reorder,
     SceneCreate,
@@ -487,3 +492,78 @@ async def move_panel(
         panel_id, data.parent_id, data.position
     )
     return _panel_answer(panel, response)
+
+
+@router.post(
+    "/panels/{panel_id}/split",
+    response_model=PanelPair,
+    summary="Split a panel in two at a dialogue bubble",
+    description="Bubbles from `at_bubble` on go to a new panel placed right after it (the "
+    "later panels move down); descriptions as given, or kept.",
+    responses=_CHANGE,
+)
+async def split_panel(
+    panel_id: PanelId, data: PanelSplit, session: DbSession, principal: Writer, if_match: IfMatch
+) -> PanelPair:
+    first, second = await ContentService(session, principal).split_panel(
+        panel_id,
+        data.at_bubble,
+        data.description,
+        data.new_description,
+        expected_version(if_match, data.version),
+    )
+    return PanelPair(first=panel_read(first), second=panel_read(second))
+
+
+@router.post(
+    "/panels/{panel_id}/merge",
+    response_model=PanelRead,
+    summary="Merge a panel with the next one, or another of its scene",
+    description="The panel earlier in reading order stays, with both descriptions and all the "
+    "dialogue in order; the other is deleted and the later panels move up.",
+    responses=_CHANGE,
+)
+async def merge_panels(
+    panel_id: PanelId,
+    data: PanelMerge,
+    session: DbSession,
+    principal: Writer,
+    if_match: IfMatch,
+    response: Response,
+) -> PanelRead:
+    panel = await ContentService(session, principal).merge_panels(
+        panel_id, data.with_panel_id, expected_version(if_match, data.version)
+    )
+    return _panel_answer(panel, response)
+
+
+@router.get(
+    "/panels/{panel_id}/image",
+    status_code=status.HTTP_307_TEMPORARY_REDIRECT,
+    summary="The panel's selected image",
+    description="A redirect to `/api/v1/images/{image_id}` (its bytes); 404 NO_IMAGE when "
+    "none is selected.",
+    responses={307: {"description": "Redirect to the image"}, **_READ},
+)
+async def panel_image(panel_id: PanelId, session: DbSession, principal: Reader) -> Response:
+    panel = await ContentService(session, principal).panel(panel_id)
+    return _image_redirect(panel.selected_image_id, "The panel has no selected image")
+
+
+@router.get(
+    "/chapters/{chapter_id}/cover",
+    status_code=status.HTTP_307_TEMPORARY_REDIRECT,
+    summary="The chapter's cover image",
+    description="A redirect to `/api/v1/images/{image_id}`; 404 NO_IMAGE when it has no cover "
+    "(set one with `PATCH /chapters/{id}` `cover_image_id`).",
+    responses={307: {"description": "Redirect to the image"}, **_READ},
+)
+async def chapter_cover(chapter_id: ChapterId, session: DbSession, principal: Reader) -> Response:
+    chapter = await ContentService(session, principal).chapter(chapter_id)
+    return _image_redirect(chapter.cover_image_id, "The chapter has no cover")
+
+
+def _image_redirect(image_id: uuid.UUID | None, missing: str) -> Response:
+    if image_id is None:
+        raise NotFoundException(missing, code="NO_IMAGE")
+    return RedirectResponse(f"/api/v1/images/{image_id}", status_code=307)

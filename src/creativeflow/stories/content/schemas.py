@@ -183,3 +183,32 @@ class PanelOrder(_Input):
     panel_ids: list[uuid.UUID] = Field(
         min_length=1, max_length=1000, description="Every panel of the scene, in the new order"
     )
+
+
+class PanelSplit(_Input):
+    """Split a panel in two at a dialogue index: bubbles before it stay, the rest go to a new
+    panel right after it."""
+
+    at_bubble: int = Field(ge=0, description="Index of the first bubble of the new panel")
+    description: str | None = Field(
+        default=None, max_length=20_000, description="The first panel's description (default: kept)"
+    )
+    new_description: str | None = Field(
+        default=None,
+        max_length=20_000,
+        description="The new panel's description (default: the original's)",
+    )
+    version: int | None = Version
+
+
+class PanelMerge(_Input):
+    """Join a panel with another of its scene (default: the next one). The one earlier in
+    reading order stays, with both descriptions and every bubble in order; the other goes."""
+
+    with_panel_id: uuid.UUID | None = None
+    version: int | None = Version
+
+
+class PanelPair(BaseModel):
+    first: PanelRead
+    second: PanelRead

@@ -15,10 +15,13 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from creativeflow.assets.errors import ImageNotFound
+from creativeflow.assets.service import ImageService
 from creativeflow.db.ids import uuid7
 from creativeflow.db.versioning import Versioned, ensure_version
 from creativeflow.identity.principal import Principal
 from creativeflow.shared.core.exceptions import NotFoundException, ValidationException
+from creativeflow.stories.access import PANEL_SUBJECT, PROJECT_SUBJECT
 from creativeflow.stories.content.models import Chapter, Panel, Scene
 from creativeflow.stories.content.repository import (
     ChapterRepository,
@@ -116,6 +119,25 @@ class ContentService:
     async def panel(self, panel_id: uuid.UUID, need: Need = Need.READ) -> Panel:
         panel: Panel = await self._load(self.panels, panel_id, need, PanelNotFound, "panel")
         return panel
+
+    async def _project_image(self, project_id: uuid.UUID, image_id: uuid.UUID, field: str) -> None:
+        """An image a chapter's cover or a panel may show: one of this project's (uploaded or
+        generated for the project or one of its panels), so every member can see it."""
+        try:
+            image = await ImageService(self.session).get(self.principal, image_id)
+        except ImageNotFound:
+            raise ValidationException.for_field(field, f"no image {image_id}") from None
+        if image.subject_type == PROJECT_SUBJECT and image.subject_id == project_id:
+            return
+        if image.subject_type == PANEL_SUBJECT and image.subject_id is not None:
+            owner = await self.panels.get_or_none(image.subject_id)
+            if owner is not None and owner.project_id == project_id:
+                return
+        raise ValidationException.for_field(
+            field,
+            "must be an image of this project: upload it with subject_type=project and this "
+            "project's id (or a panel_id of it)",
+        )
 
     async def _insert(
         self,
@@ -231,6 +253,8 @@ class ContentService:
     ) -> Chapter:
         chapter = await self.chapter(chapter_id, Need.WRITE)
         ensure_version(chapter, expected, "chapter")
+        if isinstance(data, ChapterUpdate) and data.cover_image_id is not None:
+            await self._project_image(chapter.project_id, data.cover_image_id, "cover_image_id")
         fields = (
             set(type(data).model_fields)
             if isinstance(data, ChapterReplace)
@@ -337,15 +361,13 @@ class ContentService:
         panel = await self.panel(panel_id, Need.WRITE)
         ensure_version(panel, expected, "panel")
         if isinstance(data, PanelUpdate) and data.selected_image_id is not None:
-            raise ValidationException.for_field(
-                "selected_image_id", "is chosen among the panel's drafts (part 2); not settable yet"
-            )
+            await self._project_image(panel.project_id, data.selected_image_id, "selected_image_id")
         fields = (
             set(type(data).model_fields)
             if isinstance(data, PanelReplace)
             else set(data.model_fields_set)
         )
-        _apply(panel, data, fields - {"selected_image_id"}, set())
+        _apply(panel, data, fields, set())
         return await self._save(panel, "panel")
 
     async def replace_dialogue(
@@ -395,3 +417,89 @@ class ContentService:
         await siblings.set_order(scene.id, panel_ids)
         self.projects.changed(scene.project_id, "scene", scene.id, "reordered", scene.version)
         return scene
+
+    async def split_panel(
+        self,
+        panel_id: uuid.UUID,
+        at_bubble: int,
+        description: str | None,
+        new_description: str | None,
+        expected: int | None,
+    ) -> tuple[Panel, Panel]:
+        panel = await self.panel(panel_id, Need.WRITE)
+        ensure_version(panel, expected, "panel")
+        scene_id = await self._lock_structure(panel, "scene_id")
+        if at_bubble > len(panel.dialogue):
+            raise ValidationException.for_field(
+                "at_bubble", f"must be between 0 and {len(panel.dialogue)}"
+            )
+        siblings = self.panels.siblings()
+        actor = self.principal.user_id
+        second = Panel(
+            id=uuid7(),
+            project_id=panel.project_id,
+            scene_id=scene_id,
+            position=panel.position + 1,
+            description=new_description if new_description is not None else panel.description,
+            shot=panel.shot,
+            camera_angle=panel.camera_angle,
+            layout_size=panel.layout_size,
+            mood=panel.mood,
+            notes=None,
+            dialogue=list(panel.dialogue[at_bubble:]),
+            created_by=actor,
+            updated_by=actor,
+        )
+        await siblings.open_gap(scene_id, second.position)
+        panel.dialogue = list(panel.dialogue[:at_bubble])
+        if description is not None:
+            panel.description = description
+        panel.touch(actor)
+        self.session.add(second)
+        await self.session.flush()
+        await self.session.refresh(panel)
+        self._changed(panel, "panel", "updated")
+        self._changed(second, "panel", "created")
+        return panel, second
+
+    async def merge_panels(
+        self, panel_id: uuid.UUID, with_panel_id: uuid.UUID | None, expected: int | None
+    ) -> Panel:
+        panel = await self.panel(panel_id, Need.WRITE)
+        ensure_version(panel, expected, "panel")
+        scene_id = await self._lock_structure(panel, "scene_id")
+        siblings = self.panels.siblings()
+        order = await siblings.ids_in_order(scene_id)
+        if with_panel_id is None:
+            index = order.index(panel.id)
+            if index + 1 >= len(order):
+                raise ValidationException.for_field(
+                    "with_panel_id", "the panel is its scene's last: name the one to merge with"
+                )
+            with_panel_id = order[index + 1]
+        if with_panel_id == panel.id or with_panel_id not in order:
+            raise ValidationException.for_field(
+                "with_panel_id", "must be another panel of the scene"
+            )
+        other = await self.panels.get_or_none(with_panel_id)
+        assert other is not None
+        first, second = (
+            (panel, other)
+            if order.index(panel.id) < order.index(other.id)
+            else (
+                other,
+                panel,
+            )
+        )
+        parts = [text for text in (first.description, second.description) if text]
+        first.description = "\n\n".join(parts) if parts else None
+        first.dialogue = [*first.dialogue, *second.dialogue]
+        first.touch(self.principal.user_id)
+        removed_at = second.position
+        await self.session.delete(second)
+        await self.session.flush()
+        await siblings.close_gap(scene_id, removed_at)
+        await self.session.refresh(first)
+        self._changed(second, "panel", "deleted")
+        self._changed(first, "panel", "updated")
+        return first
