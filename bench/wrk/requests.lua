@@ -83,10 +83,10 @@ function done(summary, latency, requests_stats)
     string.format('"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}',
       e.connect, e.read, e.write, e.status, e.timeout),
     string.format('"latency_us":{"min":%d,"max":%d,"mean":%.1f,"stdev":%.1f,'
-      .. '"p50":%d,"p75":%d,"p90":%d,"p99":%d,"p999":%d}',
+      .. '"p50":%d,"p75":%d,"p90":%d,"p95":%d,"p99":%d,"p999":%d}',
       latency.min, latency.max, latency.mean, latency.stdev,
       latency:percentile(50), latency:percentile(75), latency:percentile(90),
-      latency:percentile(99), latency:percentile(99.9)),
+      latency:percentile(95), latency:percentile(99), latency:percentile(99.9)),
   }
   io.write("WRK_JSON {" .. table.concat(parts, ",") .. "}\n")
 end

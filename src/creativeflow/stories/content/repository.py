@@ -99,8 +99,9 @@ class Siblings(Generic[ChildT]):
         return {parent_id: found.get(parent_id, 0) for parent_id in parent_ids}
 
     async def page(
-        self, parent_id: uuid.UUID, *, limit: int, offset: int
+        self, parent_id: uuid.UUID, *, limit: int, offset: int, count: bool = True
     ) -> tuple[Sequence[ChildT], int]:
+        """One page in order, and how many there are (`count` False: the page's length)."""
         model: Any = self.model
         stmt = (
             select(model)
@@ -109,8 +110,10 @@ class Siblings(Generic[ChildT]):
             .limit(limit)
             .offset(offset)
         )
+        # Fresh rows: positions may have just been renumbered by a statement.
+        stmt = stmt.execution_options(populate_existing=True)
         rows = (await self.session.execute(stmt)).scalars().all()
-        return rows, await self.count(parent_id)
+        return rows, await self.count(parent_id) if count else len(rows)
 
 
 class ChapterRepository(Repository[Chapter]):

@@ -352,10 +352,10 @@ async def move_scene(
 async def reorder_panels(
     scene_id: SceneId, data: PanelOrder, session: DbSession, principal: Writer
 ) -> Page[PanelRead]:
-    service = ContentService(session, principal)
-    await service.reorder_panels(scene_id, data.panel_ids)
-    rows, total = await service.panel_page(scene_id, limit=1000, offset=0)
-    return Page[PanelRead].of([panel_read(row) for row in rows], total=total, limit=1000, offset=0)
+    rows = await ContentService(session, principal).reorder_panels(scene_id, data.panel_ids)
+    return Page[PanelRead].of(
+        [panel_read(row) for row in rows], total=len(rows), limit=len(rows), offset=0
+    )
 
 
 # -- panels ---------------------------------------------------------------------------------

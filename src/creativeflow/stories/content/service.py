@@ -398,8 +398,10 @@ class ContentService:
         )
         return moved
 
-    async def reorder_panels(self, scene_id: uuid.UUID, panel_ids: list[uuid.UUID]) -> Scene:
-        """The scene's panels in exactly this order: every panel, once."""
+    async def reorder_panels(
+        self, scene_id: uuid.UUID, panel_ids: list[uuid.UUID]
+    ) -> Sequence[Panel]:
+        """The scene's panels in exactly this order (every panel, once); they are returned."""
         scene = await self.scene(scene_id, Need.WRITE)
         siblings = self.panels.siblings()
         await self.projects.lock_structure(scene.project_id)
@@ -416,7 +418,8 @@ class ContentService:
             )
         await siblings.set_order(scene.id, panel_ids)
         self.projects.changed(scene.project_id, "scene", scene.id, "reordered", scene.version)
-        return scene
+        rows, _ = await siblings.page(scene.id, limit=len(panel_ids), offset=0, count=False)
+        return rows
 
     async def split_panel(
         self,
