@@ -36,6 +36,7 @@ from creativeflow.realtime.router import router as realtime_router
 from creativeflow.settings import Settings, get_settings
 from creativeflow.shared.core.logging import configure_logging
 from creativeflow.stories.content.router import router as story_content_router
+from creativeflow.stories.instructions.router import router as story_instructions_router
 from creativeflow.stories.projects.router import router as projects_router
 from creativeflow.webhooks.router import router as webhooks_router
 
@@ -162,4 +163,5 @@ def _include_domain_routers(app: FastAPI) -> None:
     app.include_router(credentials_router, prefix=API_PREFIX)
     app.include_router(projects_router, prefix=API_PREFIX)
     app.include_router(story_content_router, prefix=API_PREFIX)
+    app.include_router(story_instructions_router, prefix=API_PREFIX)
     app.include_router(realtime_router, prefix=API_PREFIX)

@@ -18,6 +18,7 @@ import creativeflow.identity.models
 import creativeflow.jobs.models
 import creativeflow.providers.models
 import creativeflow.stories.content.models
+import creativeflow.stories.instructions.models
 import creativeflow.stories.projects.models
 import creativeflow.webhooks.models  # noqa: F401  (registers the tables)
 from creativeflow.db.base import Base
