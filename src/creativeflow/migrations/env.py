@@ -20,6 +20,7 @@ import creativeflow.providers.models
 import creativeflow.stories.content.models
 import creativeflow.stories.instructions.models
 import creativeflow.stories.projects.models
+import creativeflow.stories.style.models
 import creativeflow.webhooks.models  # noqa: F401  (registers the tables)
 from creativeflow.db.base import Base
 from creativeflow.db.types import JSONDocument, OrderedEnum, UTCDateTime

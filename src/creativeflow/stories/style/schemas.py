@@ -1,0 +1,130 @@
+"""Request and response models of style guides, project stats and duplication."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from creativeflow.stories.style.models import LineWeight
+
+MAX_PALETTE = 16
+MAX_REFERENCES = 20
+_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_RATIO = re.compile(r"^([0-9]{1,4}):([0-9]{1,4})$")
+
+
+class StyleGuideFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    art_style: str | None = Field(
+        default=None, max_length=500, description="e.g. 'ink and watercolour, ligne claire'"
+    )
+    palette: list[str] = Field(
+        default_factory=list, max_length=MAX_PALETTE, description="Colours as #rrggbb"
+    )
+    line_weight: LineWeight | None = None
+    lettering: str | None = Field(
+        default=None, max_length=200, description="The lettering's font style"
+    )
+    aspect_ratio: str | None = Field(
+        default=None, max_length=16, description="Panel aspect ratio as W:H, e.g. 2:3"
+    )
+    negative_prompt: str | None = Field(default=None, max_length=5_000)
+    reference_image_ids: list[uuid.UUID] = Field(
+        default_factory=list, max_length=MAX_REFERENCES, description="Images you may read"
+    )
+
+    @field_validator("palette")
+    @classmethod
+    def _palette(cls, value: list[str]) -> list[str]:
+        colours: list[str] = []
+        for colour in value:
+            colour = colour.strip()
+            if not _COLOUR.match(colour):
+                raise ValueError(f"{colour!r} is not a colour as #rrggbb")
+            colours.append(colour.lower())
+        return colours
+
+    @field_validator("aspect_ratio")
+    @classmethod
+    def _ratio(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        match = _RATIO.match(value.replace(" ", ""))
+        if match is None or int(match[1]) < 1 or int(match[2]) < 1:
+            raise ValueError("must be W:H with positive whole numbers, e.g. 2:3")
+        return f"{int(match[1])}:{int(match[2])}"
+
+    @field_validator("reference_image_ids")
+    @classmethod
+    def _unique(cls, value: list[uuid.UUID]) -> list[uuid.UUID]:
+        return list(dict.fromkeys(value))
+
+
+class StyleGuideReplace(StyleGuideFields):
+    version: int | None = Field(
+        default=None, ge=0, description="The version you read (0: the project has none yet)"
+    )
+
+
+class StyleGuideRead(StyleGuideFields):
+    model_config = ConfigDict(extra="ignore")
+
+    project_id: uuid.UUID
+    version: int = Field(description="0 while the project has only the defaults")
+    created_at: datetime | None
+    updated_at: datetime | None
+    updated_by: uuid.UUID | None
+
+
+# -- stats -----------------------------------------------------------------------------------
+
+
+class GenerationStats(BaseModel):
+    total: int
+    by_status: dict[str, int] = Field(description="Jobs by status (queued, running, ...)")
+
+
+class UsageStats(BaseModel):
+    calls: int = Field(description="Provider calls recorded for those jobs")
+    succeeded: int
+    input_tokens: int
+    output_tokens: int
+    images: int
+    duration_ms: float
+
+
+class ContentCounts(BaseModel):
+    scenes: int
+    panels: int
+    dialogue_words: int
+    panels_with_image: int
+    panels_without_image: int
+
+
+class ChapterStats(ContentCounts):
+    chapter_id: uuid.UUID
+    position: int
+    title: str
+
+
+class ProjectStats(ContentCounts):
+    project_id: uuid.UUID
+    chapters: int
+    generations: GenerationStats
+    usage: UsageStats
+    by_chapter: list[ChapterStats] = Field(description="In reading order")
+
+
+# -- duplicate -------------------------------------------------------------------------------
+
+
+class DuplicateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Default: '<title> (copy)'"
+    )
