@@ -39,15 +39,17 @@ async def share(owner: SignedInUser, project_id: str, member: SignedInUser, role
     assert response.status_code == 201, response.text
 
 
-async def image(user: SignedInUser) -> str:
-    response = await user.post(UPLOAD, files={"file": ("p.png", png(), "image/png")})
+async def image(user: SignedInUser, project_id: str | None = None) -> str:
+    """An uploaded image (of the project, when given: covers must be the project's)."""
+    form = {"subject_type": "project", "subject_id": project_id} if project_id else {}
+    response = await user.post(UPLOAD, files={"file": ("p.png", png(), "image/png")}, data=form)
     assert response.status_code == 201, response.text
     image_id: str = response.json()["id"]
     return image_id
 
 
 async def select_image(session: AsyncSession, panel_id: str, image_id: str) -> None:
-    """Panels choose their image among drafts in part 2; until then, set it in the table."""
+    """Set in the table: the statement counts of the test stay the test's own."""
     await session.execute(
         update(Panel)
         .where(Panel.id == uuid.UUID(panel_id))
@@ -314,7 +316,7 @@ async def test_duplicate_copies_the_whole_project(
     owner, viewer, stranger = [await users.create() for _ in range(3)]
     book = await build(owner, 2, 2, 2)
     await share(owner, book["id"], viewer, "viewer")
-    picture = await image(owner)
+    picture = await image(owner, book["id"])
     first = (await owner.get(f"{BASE}/{book['id']}/chapters")).json()["items"][0]
     covered = await owner.patch(f"/api/v1/chapters/{first['id']}", json={"cover_image_id": picture})
     assert covered.status_code == 200, covered.text
