@@ -125,3 +125,15 @@ class Panel(Versioned, Entity):
     dialogue: Mapped[list[dict[str, Any]]] = mapped_column(
         JSONDocument, nullable=False, default=list
     )
+    # Words in the bubbles, kept with them (`set_dialogue`): stats sum it in SQL.
+    dialogue_words: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default="0"
+    )
+
+    def set_dialogue(self, bubbles: list[dict[str, Any]]) -> None:
+        self.dialogue = bubbles
+        self.dialogue_words = dialogue_word_count(bubbles)
+
+
+def dialogue_word_count(bubbles: list[dict[str, Any]]) -> int:
+    return sum(len(str(bubble.get("text") or "").split()) for bubble in bubbles)

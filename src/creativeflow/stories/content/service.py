@@ -72,8 +72,9 @@ def _apply(entity: Any, data: BaseModel, fields: set[str], required: set[str]) -
         if value is None and field in required:
             raise ValidationException.for_field(field, "must not be null")
         if field == "dialogue":
-            value = [bubble.model_dump(mode="json") for bubble in value]
-        elif hasattr(value, "value"):
+            entity.set_dialogue([bubble.model_dump(mode="json") for bubble in value])
+            continue
+        if hasattr(value, "value"):
             value = value.value
         setattr(entity, field, value)
 
@@ -342,8 +343,8 @@ class ContentService:
             scene_id=scene.id,
             created_by=actor,
             updated_by=actor,
-            dialogue=[],
         )
+        panel.set_dialogue([])
         _apply(panel, data, set(type(data).model_fields), set())
         await self._insert(self.panels.siblings(), scene.id, panel, data.position)
         self._changed(panel, "panel", "created")
@@ -375,7 +376,7 @@ class ContentService:
     ) -> Panel:
         panel = await self.panel(panel_id, Need.WRITE)
         ensure_version(panel, expected, "panel")
-        panel.dialogue = [bubble.model_dump(mode="json") for bubble in bubbles]
+        panel.set_dialogue([bubble.model_dump(mode="json") for bubble in bubbles])
         return await self._save(panel, "panel")
 
     async def delete_panel(self, panel_id: uuid.UUID, expected: int | None) -> None:
@@ -449,12 +450,12 @@ class ContentService:
             layout_size=panel.layout_size,
             mood=panel.mood,
             notes=None,
-            dialogue=list(panel.dialogue[at_bubble:]),
             created_by=actor,
             updated_by=actor,
         )
+        second.set_dialogue(list(panel.dialogue[at_bubble:]))
         await siblings.open_gap(scene_id, second.position)
-        panel.dialogue = list(panel.dialogue[:at_bubble])
+        panel.set_dialogue(list(panel.dialogue[:at_bubble]))
         if description is not None:
             panel.description = description
         panel.touch(actor)
@@ -496,7 +497,7 @@ class ContentService:
         )
         parts = [text for text in (first.description, second.description) if text]
         first.description = "\n\n".join(parts) if parts else None
-        first.dialogue = [*first.dialogue, *second.dialogue]
+        first.set_dialogue([*first.dialogue, *second.dialogue])
         first.touch(self.principal.user_id)
         removed_at = second.position
         await self.session.delete(second)

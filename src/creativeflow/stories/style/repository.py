@@ -32,10 +32,13 @@ class ChapterRow:
 
 
 @dataclass(frozen=True, slots=True)
-class PanelRow:
+class PanelTotals:
+    """One chapter's panels: how many, how many with a selected image, their words."""
+
     chapter_id: uuid.UUID
-    has_image: bool
-    dialogue: list[dict[str, Any]]
+    panels: int
+    with_image: int
+    dialogue_words: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,16 +76,24 @@ class StatsRepository(Repository[Chapter]):
             for row in await self.session.execute(stmt)
         ]
 
-    async def panels(self, project_id: uuid.UUID) -> list[PanelRow]:
-        """Each panel's chapter, whether it has a selected image, and its dialogue (one
-        statement: the words are counted by the caller, JSON being unportable to count in)."""
+    async def panel_totals(self, project_id: uuid.UUID) -> list[PanelTotals]:
+        """Per chapter (one grouped statement)."""
         stmt = (
-            select(Scene.chapter_id, Panel.selected_image_id.is_not(None), Panel.dialogue)
+            select(
+                Scene.chapter_id,
+                func.count(Panel.id),
+                func.coalesce(
+                    func.sum(case((Panel.selected_image_id.is_not(None), 1), else_=0)), 0
+                ),
+                func.coalesce(func.sum(Panel.dialogue_words), 0),
+            )
             .join(Scene, Scene.id == Panel.scene_id)
             .where(Panel.project_id == project_id)
+            .group_by(Scene.chapter_id)
         )
         return [
-            PanelRow(row[0], bool(row[1]), row[2] or []) for row in await self.session.execute(stmt)
+            PanelTotals(row[0], int(row[1]), int(row[2]), int(row[3]))
+            for row in await self.session.execute(stmt)
         ]
 
     @staticmethod

@@ -28,7 +28,7 @@ from creativeflow.stories.projects.service import Need, ProjectService
 from creativeflow.stories.style.models import StyleGuide
 from creativeflow.stories.style.repository import (
     CopyRepository,
-    PanelRow,
+    PanelTotals,
     StatsRepository,
     StyleGuideRepository,
     copyable,
@@ -126,18 +126,15 @@ class StyleGuideService:
                 ) from None
 
 
-def _words(dialogue: list[dict[str, Any]]) -> int:
-    return sum(len(str(bubble.get("text") or "").split()) for bubble in dialogue)
-
-
-def _counts(panels: list[PanelRow], scenes: int) -> dict[str, int]:
-    with_image = sum(1 for panel in panels if panel.has_image)
+def _counts(totals: list[PanelTotals], scenes: int) -> dict[str, int]:
+    panels = sum(total.panels for total in totals)
+    with_image = sum(total.with_image for total in totals)
     return ContentCounts(
         scenes=scenes,
-        panels=len(panels),
-        dialogue_words=sum(_words(panel.dialogue) for panel in panels),
+        panels=panels,
+        dialogue_words=sum(total.dialogue_words for total in totals),
         panels_with_image=with_image,
-        panels_without_image=len(panels) - with_image,
+        panels_without_image=panels - with_image,
     ).model_dump()
 
 
@@ -150,16 +147,14 @@ class StatsService:
         """Counts for the project and per chapter, in five statements whatever its size."""
         await self.projects.grant(project_id, Need.READ)
         chapters = await self.stats.chapters(project_id)
-        panels = await self.stats.panels(project_id)
+        totals = await self.stats.panel_totals(project_id)
         by_status = await self.stats.jobs_by_status(project_id)
         usage = await self.stats.usage(project_id)
-        per_chapter: dict[uuid.UUID, list[PanelRow]] = {chapter.id: [] for chapter in chapters}
-        for panel in panels:
-            per_chapter.setdefault(panel.chapter_id, []).append(panel)
+        per_chapter = {total.chapter_id: [total] for total in totals}
         return ProjectStats(
             project_id=project_id,
             chapters=len(chapters),
-            **_counts(panels, sum(chapter.scenes for chapter in chapters)),
+            **_counts(totals, sum(chapter.scenes for chapter in chapters)),
             generations=GenerationStats(total=sum(by_status.values()), by_status=by_status),
             usage=UsageStats(
                 calls=usage.calls,
@@ -174,7 +169,7 @@ class StatsService:
                     chapter_id=chapter.id,
                     position=chapter.position,
                     title=chapter.title,
-                    **_counts(per_chapter[chapter.id], chapter.scenes),
+                    **_counts(per_chapter.get(chapter.id, []), chapter.scenes),
                 )
                 for chapter in chapters
             ],
