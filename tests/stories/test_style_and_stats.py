@@ -359,3 +359,30 @@ async def test_duplicate_copies_the_whole_project(
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"].endswith("title")
     total = (await session.execute(select(func.count()).select_from(Panel))).scalar_one()
     assert total == 8 * 3 + 1 * 2
+
+
+async def test_duplicate_copies_instructions_with_their_new_targets(users: UserFactory) -> None:
+    owner = await users.create()
+    book = await project(owner)
+    ch = await chapter(owner, book["id"], "One")
+    sc = await scene(owner, ch["id"], "Stairs")
+    pn = await panel(owner, sc["id"], "Mara")
+    for url, text in [
+        (f"{BASE}/{book['id']}/instructions", "Muted palette"),
+        (f"/api/v1/scenes/{sc['id']}/instructions", "Rain throughout"),
+        (f"/api/v1/panels/{pn['id']}/instructions", "Close on her hands"),
+    ]:
+        created = await owner.post(url, json={"text": text})
+        assert created.status_code == 201, created.text
+    copy = (await owner.post(f"{BASE}/{book['id']}/duplicate")).json()
+    copied = (await owner.get(f"{BASE}/{copy['id']}/instructions")).json()["items"]
+    assert sorted(item["text"] for item in copied) == [
+        "Close on her hands",
+        "Muted palette",
+        "Rain throughout",
+    ]
+    new_scene = (await owner.get(f"{BASE}/{copy['id']}/chapters")).json()["items"][0]
+    scenes = (await owner.get(f"/api/v1/chapters/{new_scene['id']}/scenes")).json()["items"]
+    targets = {item["text"]: item["target_id"] for item in copied}
+    assert targets["Rain throughout"] == scenes[0]["id"] != sc["id"]
+    assert targets["Close on her hands"] not in (None, pn["id"])

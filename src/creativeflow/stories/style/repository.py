@@ -1,54 +1,13 @@
-"""Style guide, stats and duplication queries: the only place in the aggregate that builds SQL.
-
-Stats and duplication issue a fixed number of statements whatever the project's size: grouped
-aggregates and one read per table for the stats, one read and one bulk insert per table for a
-copy.
-"""
+"""Style guide queries: the only place in the aggregate that builds SQL."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import case, func, insert, select
+from sqlalchemy import select
 
-from creativeflow.db.base import Entity
 from creativeflow.db.repository import Repository
-from creativeflow.jobs.models import Job
-from creativeflow.providers.models import UsageRecord
-from creativeflow.stories.access import PROJECT_SUBJECT
-from creativeflow.stories.content.models import Chapter, Panel, Scene
 from creativeflow.stories.style.models import StyleGuide
-
-
-@dataclass(frozen=True, slots=True)
-class ChapterRow:
-    id: uuid.UUID
-    position: int
-    title: str
-    scenes: int
-
-
-@dataclass(frozen=True, slots=True)
-class PanelTotals:
-    """One chapter's panels: how many, how many with a selected image, their words."""
-
-    chapter_id: uuid.UUID
-    panels: int
-    with_image: int
-    dialogue_words: int
-
-
-@dataclass(frozen=True, slots=True)
-class UsageTotals:
-    calls: int
-    succeeded: int
-    input_tokens: int
-    output_tokens: int
-    images: int
-    duration_ms: float
 
 
 class StyleGuideRepository(Repository[StyleGuide]):
@@ -57,108 +16,3 @@ class StyleGuideRepository(Repository[StyleGuide]):
     async def of_project(self, project_id: uuid.UUID) -> StyleGuide | None:
         stmt = select(StyleGuide).where(StyleGuide.project_id == project_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
-
-
-class StatsRepository(Repository[Chapter]):
-    model = Chapter
-
-    async def chapters(self, project_id: uuid.UUID) -> list[ChapterRow]:
-        """The project's chapters in order, each with its number of scenes (one statement)."""
-        stmt = (
-            select(Chapter.id, Chapter.position, Chapter.title, func.count(Scene.id))
-            .outerjoin(Scene, Scene.chapter_id == Chapter.id)
-            .where(Chapter.project_id == project_id)
-            .group_by(Chapter.id, Chapter.position, Chapter.title)
-            .order_by(Chapter.position, Chapter.id)
-        )
-        return [
-            ChapterRow(row[0], row[1], row[2], int(row[3]))
-            for row in await self.session.execute(stmt)
-        ]
-
-    async def panel_totals(self, project_id: uuid.UUID) -> list[PanelTotals]:
-        """Per chapter (one grouped statement)."""
-        stmt = (
-            select(
-                Scene.chapter_id,
-                func.count(Panel.id),
-                func.coalesce(
-                    func.sum(case((Panel.selected_image_id.is_not(None), 1), else_=0)), 0
-                ),
-                func.coalesce(func.sum(Panel.dialogue_words), 0),
-            )
-            .join(Scene, Scene.id == Panel.scene_id)
-            .where(Panel.project_id == project_id)
-            .group_by(Scene.chapter_id)
-        )
-        return [
-            PanelTotals(row[0], int(row[1]), int(row[2]), int(row[3]))
-            for row in await self.session.execute(stmt)
-        ]
-
-    @staticmethod
-    def _project_jobs(project_id: uuid.UUID) -> Any:
-        return (Job.subject_type == PROJECT_SUBJECT, Job.subject_id == project_id)
-
-    async def jobs_by_status(self, project_id: uuid.UUID) -> dict[str, int]:
-        stmt = (
-            select(Job.status, func.count())
-            .where(*self._project_jobs(project_id))
-            .group_by(Job.status)
-        )
-        return {
-            getattr(row[0], "value", str(row[0])): int(row[1])
-            for row in await self.session.execute(stmt)
-        }
-
-    async def usage(self, project_id: uuid.UUID) -> UsageTotals:
-        """The usage ledger's rows for the project's jobs, summed (one statement)."""
-        jobs = select(Job.id).where(*self._project_jobs(project_id))
-        stmt = select(
-            func.count(UsageRecord.id),
-            func.coalesce(func.sum(case((UsageRecord.succeeded.is_(True), 1), else_=0)), 0),
-            func.coalesce(func.sum(UsageRecord.input_tokens), 0),
-            func.coalesce(func.sum(UsageRecord.output_tokens), 0),
-            func.coalesce(func.sum(UsageRecord.images), 0),
-            func.coalesce(func.sum(UsageRecord.duration_ms), 0.0),
-        ).where(UsageRecord.job_id.in_(jobs))
-        row = (await self.session.execute(stmt)).one()
-        return UsageTotals(
-            int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), float(row[5])
-        )
-
-
-_AUDIT = frozenset({"id", "created_at", "updated_at", "created_by", "updated_by", "version"})
-
-
-def copyable(entity: Entity) -> dict[str, Any]:
-    """An entity's columns without its id, audit columns and version."""
-    return {
-        column.key: getattr(entity, column.key)
-        for column in entity.__table__.columns
-        if column.key not in _AUDIT
-    }
-
-
-class CopyRepository(Repository[Chapter]):
-    """Reads a project's content whole and inserts copies in bulk (one statement a table)."""
-
-    model = Chapter
-
-    async def chapters(self, project_id: uuid.UUID) -> Sequence[Chapter]:
-        stmt = select(Chapter).where(Chapter.project_id == project_id).order_by(Chapter.position)
-        return (await self.session.execute(stmt)).scalars().all()
-
-    async def scenes(self, project_id: uuid.UUID) -> Sequence[Scene]:
-        stmt = select(Scene).where(Scene.project_id == project_id)
-        return (await self.session.execute(stmt)).scalars().all()
-
-    async def panels(self, project_id: uuid.UUID) -> Sequence[Panel]:
-        stmt = select(Panel).where(Panel.project_id == project_id)
-        return (await self.session.execute(stmt)).scalars().all()
-
-    async def insert_many(self, model: type[Entity], rows: list[dict[str, Any]]) -> None:
-        """One INSERT for all the rows (`render_nulls`: the ORM would otherwise group the rows
-        by which of their columns are NULL, one statement a group)."""
-        if rows:
-            await self.session.execute(insert(model).execution_options(render_nulls=True), rows)
