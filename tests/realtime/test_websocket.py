@@ -386,3 +386,26 @@ async def test_the_server_pings_and_answers_pings(live: Live) -> None:
         ping = await socket.receive(pings=True, seconds=5)
     assert ping["type"] == "ping"
     assert ping["channel"] == f"user:{user.id}"
+
+
+async def test_a_projects_members_watch_its_channel_and_hear_its_changes(live: Live) -> None:
+    owner, viewer, stranger = [await live.users.create() for _ in range(3)]
+    book = (await owner.post("/api/v1/projects", json={"title": "Watched"})).json()
+    shared = await owner.post(
+        f"/api/v1/projects/{book['id']}/members", json={"user": viewer.username, "role": "viewer"}
+    )
+    assert shared.status_code == 201, shared.text
+    async with open_socket(f"{live.ws}/{book['id']}?token={stranger.access_token}") as socket:
+        assert await socket.closed() == (4404, "not found")
+    async with authenticated(f"{live.ws}/{book['id']}", viewer.access_token) as socket:
+        assert await socket.round_trip() == []
+        chapter = await owner.post(f"/api/v1/projects/{book['id']}/chapters", json={"title": "One"})
+        assert chapter.status_code == 201
+        update = (await socket.until("content_update"))[-1]
+        assert update["data"] == {
+            "entity": "chapter",
+            "id": chapter.json()["id"],
+            "action": "created",
+            "version": 1,
+        }
+        assert update["resource_id"] == chapter.json()["id"]
