@@ -35,6 +35,7 @@ from creativeflow.realtime.router import install_token_redaction
 from creativeflow.realtime.router import router as realtime_router
 from creativeflow.settings import Settings, get_settings
 from creativeflow.shared.core.logging import configure_logging
+from creativeflow.stories.cast.router import router as story_cast_router
 from creativeflow.stories.content.router import router as story_content_router
 from creativeflow.stories.instructions.router import router as story_instructions_router
 from creativeflow.stories.projects.router import router as projects_router
@@ -168,4 +169,5 @@ def _include_domain_routers(app: FastAPI) -> None:
     app.include_router(story_instructions_router, prefix=API_PREFIX)
     app.include_router(story_style_router, prefix=API_PREFIX)
     app.include_router(story_whole_router, prefix=API_PREFIX)
+    app.include_router(story_cast_router, prefix=API_PREFIX)
     app.include_router(realtime_router, prefix=API_PREFIX)

@@ -17,6 +17,7 @@ import creativeflow.ideas.models
 import creativeflow.identity.models
 import creativeflow.jobs.models
 import creativeflow.providers.models
+import creativeflow.stories.cast.models
 import creativeflow.stories.content.models
 import creativeflow.stories.instructions.models
 import creativeflow.stories.projects.models

@@ -6,7 +6,7 @@ The target is one of three nullable foreign keys (chapter_id, scene_id, panel_id
 CASCADE, a CHECK keeping exactly the one of the scope set, so an instruction goes with its target.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-03 12:19:56.277550
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 import creativeflow.db.types
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -102,6 +102,7 @@ class Panel(Versioned, Entity):
     __table_args__ = (
         Index("ix_story_panels_scene_id_position", "scene_id", "position"),
         Index("ix_story_panels_project_id", "project_id"),
+        Index("ix_story_panels_location_id", "location_id"),
         CheckConstraint("position >= 1", name="position"),
     )
 
@@ -120,6 +121,11 @@ class Panel(Versioned, Entity):
     notes: Mapped[str | None] = mapped_column(Text)
     selected_image_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("images.id", ondelete="SET NULL")
+    )
+    # Where it happens (the cast package's `story_locations`; its characters are in
+    # `story_panel_characters`).
+    location_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("story_locations.id", ondelete="SET NULL")
     )
     # Ordered bubbles: {"speaker_id", "kind", "text", "position_hint"}.
     dialogue: Mapped[list[dict[str, Any]]] = mapped_column(

@@ -10,6 +10,7 @@ in reading order (`position`); `skip` is another name for `offset`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Response, status
@@ -75,8 +76,13 @@ def scene_read(scene: Scene, panel_count: int) -> SceneRead:
     return SceneRead(**_fields(scene), panel_count=panel_count)
 
 
-def panel_read(panel: Panel) -> PanelRead:
-    return PanelRead(**_fields(panel))
+def panel_read(panel: Panel, character_ids: list[uuid.UUID]) -> PanelRead:
+    return PanelRead(**_fields(panel), character_ids=character_ids)
+
+
+async def panel_reads(service: ContentService, panels: Sequence[Panel]) -> list[PanelRead]:
+    cast = await service.panel_characters([panel.id for panel in panels])
+    return [panel_read(panel, cast[panel.id]) for panel in panels]
 
 
 async def _chapter_answer(
@@ -93,9 +99,9 @@ async def _scene_answer(service: ContentService, scene: Scene, response: Respons
     return scene_read(scene, counts[scene.id])
 
 
-def _panel_answer(panel: Panel, response: Response) -> PanelRead:
+async def _panel_answer(service: ContentService, panel: Panel, response: Response) -> PanelRead:
     set_etag(response, panel.version)
-    return panel_read(panel)
+    return (await panel_reads(service, [panel]))[0]
 
 
 # -- chapters -------------------------------------------------------------------------------
@@ -352,10 +358,10 @@ async def move_scene(
 async def reorder_panels(
     scene_id: SceneId, data: PanelOrder, session: DbSession, principal: Writer
 ) -> Page[PanelRead]:
-    rows = await ContentService(session, principal).reorder_panels(scene_id, data.panel_ids)
-    return Page[PanelRead].of(
-        [panel_read(row) for row in rows], total=len(rows), limit=len(rows), offset=0
-    )
+    service = ContentService(session, principal)
+    rows = await service.reorder_panels(scene_id, data.panel_ids)
+    items = await panel_reads(service, rows)
+    return Page[PanelRead].of(items, total=len(items), limit=len(items), offset=0)
 
 
 # -- panels ---------------------------------------------------------------------------------
@@ -376,12 +382,10 @@ async def list_panels(
     skip: Skip = None,
 ) -> Page[PanelRead]:
     start = skip if skip is not None else offset
-    rows, total = await ContentService(session, principal).panel_page(
-        scene_id, limit=limit, offset=start
-    )
-    return Page[PanelRead].of(
-        [panel_read(row) for row in rows], total=total, limit=limit, offset=start
-    )
+    service = ContentService(session, principal)
+    rows, total = await service.panel_page(scene_id, limit=limit, offset=start)
+    items = await panel_reads(service, rows)
+    return Page[PanelRead].of(items, total=total, limit=limit, offset=start)
 
 
 @router.post(
@@ -394,16 +398,18 @@ async def list_panels(
 async def create_panel(
     scene_id: SceneId, data: PanelCreate, session: DbSession, principal: Writer, response: Response
 ) -> PanelRead:
-    panel = await ContentService(session, principal).create_panel(scene_id, data)
+    service = ContentService(session, principal)
+    panel = await service.create_panel(scene_id, data)
     response.headers["Location"] = f"/api/v1/panels/{panel.id}"
-    return _panel_answer(panel, response)
+    return await _panel_answer(service, panel, response)
 
 
 @router.get("/panels/{panel_id}", response_model=PanelRead, summary="Get a panel", responses=_READ)
 async def get_panel(
     panel_id: PanelId, session: DbSession, principal: Reader, response: Response
 ) -> PanelRead:
-    return _panel_answer(await ContentService(session, principal).panel(panel_id), response)
+    service = ContentService(session, principal)
+    return await _panel_answer(service, await service.panel(panel_id), response)
 
 
 @router.put(
@@ -420,10 +426,9 @@ async def replace_panel(
     if_match: IfMatch,
     response: Response,
 ) -> PanelRead:
-    panel = await ContentService(session, principal).update_panel(
-        panel_id, data, expected_version(if_match, data.version)
-    )
-    return _panel_answer(panel, response)
+    service = ContentService(session, principal)
+    panel = await service.update_panel(panel_id, data, expected_version(if_match, data.version))
+    return await _panel_answer(service, panel, response)
 
 
 @router.patch(
@@ -440,10 +445,9 @@ async def update_panel(
     if_match: IfMatch,
     response: Response,
 ) -> PanelRead:
-    panel = await ContentService(session, principal).update_panel(
-        panel_id, data, expected_version(if_match, data.version)
-    )
-    return _panel_answer(panel, response)
+    service = ContentService(session, principal)
+    panel = await service.update_panel(panel_id, data, expected_version(if_match, data.version))
+    return await _panel_answer(service, panel, response)
 
 
 @router.put(
@@ -460,10 +464,11 @@ async def replace_dialogue(
     if_match: IfMatch,
     response: Response,
 ) -> PanelRead:
-    panel = await ContentService(session, principal).replace_dialogue(
+    service = ContentService(session, principal)
+    panel = await service.replace_dialogue(
         panel_id, data.bubbles, expected_version(if_match, data.version)
     )
-    return _panel_answer(panel, response)
+    return await _panel_answer(service, panel, response)
 
 
 @router.delete(
@@ -488,10 +493,9 @@ async def delete_panel(
 async def move_panel(
     panel_id: PanelId, data: Move, session: DbSession, principal: Writer, response: Response
 ) -> PanelRead:
-    panel = await ContentService(session, principal).move_panel(
-        panel_id, data.parent_id, data.position
-    )
-    return _panel_answer(panel, response)
+    service = ContentService(session, principal)
+    panel = await service.move_panel(panel_id, data.parent_id, data.position)
+    return await _panel_answer(service, panel, response)
 
 
 @router.post(
@@ -505,14 +509,16 @@ async def move_panel(
 async def split_panel(
     panel_id: PanelId, data: PanelSplit, session: DbSession, principal: Writer, if_match: IfMatch
 ) -> PanelPair:
-    first, second = await ContentService(session, principal).split_panel(
+    service = ContentService(session, principal)
+    first, second = await service.split_panel(
         panel_id,
         data.at_bubble,
         data.description,
         data.new_description,
         expected_version(if_match, data.version),
     )
-    return PanelPair(first=panel_read(first), second=panel_read(second))
+    first_read, second_read = await panel_reads(service, [first, second])
+    return PanelPair(first=first_read, second=second_read)
 
 
 @router.post(
@@ -531,10 +537,11 @@ async def merge_panels(
     if_match: IfMatch,
     response: Response,
 ) -> PanelRead:
-    panel = await ContentService(session, principal).merge_panels(
+    service = ContentService(session, principal)
+    panel = await service.merge_panels(
         panel_id, data.with_panel_id, expected_version(if_match, data.version)
     )
-    return _panel_answer(panel, response)
+    return await _panel_answer(service, panel, response)
 
 
 @router.get(

@@ -125,6 +125,12 @@ class PanelFields(_Input):
     mood: str | None = Field(default=None, max_length=100)
     notes: str | None = Field(default=None, max_length=20_000)
     dialogue: list[Bubble] = Field(default_factory=list, max_length=MAX_BUBBLES)
+    character_ids: list[uuid.UUID] = Field(
+        default_factory=list, max_length=50, description="The project's characters in it, in order"
+    )
+    location_id: uuid.UUID | None = Field(
+        default=None, description="One of the project's locations"
+    )
 
 
 class PanelCreate(PanelFields):
@@ -143,6 +149,8 @@ class PanelUpdate(_Input):
     mood: str | None = Field(default=None, max_length=100)
     notes: str | None = Field(default=None, max_length=20_000)
     selected_image_id: uuid.UUID | None = None
+    character_ids: list[uuid.UUID] | None = Field(default=None, max_length=50)
+    location_id: uuid.UUID | None = None
     version: int | None = Version
 
 
@@ -161,6 +169,8 @@ class PanelRead(_Read):
     notes: str | None
     selected_image_id: uuid.UUID | None
     dialogue: list[Bubble]
+    character_ids: list[uuid.UUID]
+    location_id: uuid.UUID | None
 
 
 # -- order ----------------------------------------------------------------------------------

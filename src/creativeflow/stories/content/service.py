@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import flag_modified
 
 from creativeflow.assets.errors import ImageNotFound
 from creativeflow.assets.service import ImageService
@@ -22,6 +23,7 @@ from creativeflow.db.versioning import Versioned, ensure_version
 from creativeflow.identity.principal import Principal
 from creativeflow.shared.core.exceptions import NotFoundException, ValidationException
 from creativeflow.stories.access import PANEL_SUBJECT, PROJECT_SUBJECT
+from creativeflow.stories.cast.service import CastService
 from creativeflow.stories.content.models import Chapter, Panel, Scene
 from creativeflow.stories.content.repository import (
     ChapterRepository,
@@ -87,6 +89,7 @@ class ContentService:
         self.chapters = ChapterRepository(session)
         self.scenes = SceneRepository(session)
         self.panels = PanelRepository(session)
+        self.cast = CastService(session, principal)
 
     # -- shared --------------------------------------------------------------------------------
 
@@ -345,8 +348,10 @@ class ContentService:
             updated_by=actor,
         )
         panel.set_dialogue([])
-        _apply(panel, data, set(type(data).model_fields), set())
+        await self.cast.check_panel_cast(scene.project_id, data.character_ids, data.location_id)
+        _apply(panel, data, set(type(data).model_fields) - {"character_ids"}, set())
         await self._insert(self.panels.siblings(), scene.id, panel, data.position)
+        await self.cast.set_panel_characters(panel.id, data.character_ids)
         self._changed(panel, "panel", "created")
         return panel
 
@@ -368,8 +373,22 @@ class ContentService:
             if isinstance(data, PanelReplace)
             else set(data.model_fields_set)
         )
-        _apply(panel, data, fields, set())
+        if "character_ids" in fields and data.character_ids is None:
+            raise ValidationException.for_field("character_ids", "must not be null")
+        characters = data.character_ids if "character_ids" in fields else None
+        location = data.location_id if "location_id" in fields else None
+        await self.cast.check_panel_cast(panel.project_id, characters, location)
+        _apply(panel, data, fields - {"character_ids"}, set())
+        if characters is not None:
+            await self.cast.set_panel_characters(panel.id, characters)
+            flag_modified(panel, "updated_by")  # a new version when only its cast changed
         return await self._save(panel, "panel")
+
+    async def panel_characters(
+        self, panel_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[uuid.UUID]]:
+        """Each panel's characters, in order (one statement)."""
+        return await self.cast.panel_characters(panel_ids)
 
     async def replace_dialogue(
         self, panel_id: uuid.UUID, bubbles: list[Bubble], expected: int | None
@@ -454,6 +473,7 @@ class ContentService:
             updated_by=actor,
         )
         second.set_dialogue(list(panel.dialogue[at_bubble:]))
+        second.location_id = panel.location_id
         await siblings.open_gap(scene_id, second.position)
         panel.set_dialogue(list(panel.dialogue[:at_bubble]))
         if description is not None:
@@ -461,6 +481,8 @@ class ContentService:
         panel.touch(actor)
         self.session.add(second)
         await self.session.flush()
+        cast = await self.cast.panel_characters([panel.id])
+        await self.cast.set_panel_characters(second.id, cast[panel.id])
         await self.session.refresh(panel)
         self._changed(panel, "panel", "updated")
         self._changed(second, "panel", "created")
@@ -498,11 +520,15 @@ class ContentService:
         parts = [text for text in (first.description, second.description) if text]
         first.description = "\n\n".join(parts) if parts else None
         first.set_dialogue([*first.dialogue, *second.dialogue])
+        first.location_id = first.location_id or second.location_id
+        cast = await self.cast.panel_characters([first.id, second.id])
+        together = list(dict.fromkeys([*cast[first.id], *cast[second.id]]))
         first.touch(self.principal.user_id)
         removed_at = second.position
         await self.session.delete(second)
         await self.session.flush()
         await siblings.close_gap(scene_id, removed_at)
+        await self.cast.set_panel_characters(first.id, together)
         await self.session.refresh(first)
         self._changed(second, "panel", "deleted")
         self._changed(first, "panel", "updated")
