@@ -386,3 +386,31 @@ async def test_duplicate_copies_instructions_with_their_new_targets(users: UserF
     targets = {item["text"]: item["target_id"] for item in copied}
     assert targets["Rain throughout"] == scenes[0]["id"] != sc["id"]
     assert targets["Close on her hands"] not in (None, pn["id"])
+
+
+async def test_duplicate_copies_the_cast_and_recasts_the_panels(users: UserFactory) -> None:
+    owner = await users.create()
+    book = await project(owner)
+    ch = await chapter(owner, book["id"], "One")
+    sc = await scene(owner, ch["id"], "Stairs")
+    mara = (await owner.post(f"{BASE}/{book['id']}/characters", json={"name": "Mara"})).json()
+    tower = (await owner.post(f"{BASE}/{book['id']}/locations", json={"name": "Lighthouse"})).json()
+    picture = await image(owner, book["id"])
+    linked = await owner.post(
+        f"/api/v1/characters/{mara['id']}/designs", json={"image_id": picture, "primary": True}
+    )
+    assert linked.status_code in (200, 201), linked.text
+    await panel(owner, sc["id"], "Mara climbs", character_ids=[mara["id"]], location_id=tower["id"])
+
+    copy = (await owner.post(f"{BASE}/{book['id']}/duplicate")).json()
+    cast = (await owner.get(f"{BASE}/{copy['id']}/characters")).json()["items"]
+    places = (await owner.get(f"{BASE}/{copy['id']}/locations")).json()["items"]
+    assert [c["name"] for c in cast] == ["Mara"] and cast[0]["id"] != mara["id"]
+    assert [p["name"] for p in places] == ["Lighthouse"] and places[0]["id"] != tower["id"]
+    new_chapter = (await owner.get(f"{BASE}/{copy['id']}/chapters")).json()["items"][0]
+    new_scene = (await owner.get(f"/api/v1/chapters/{new_chapter['id']}/scenes")).json()["items"][0]
+    copied_panel = (await owner.get(f"/api/v1/scenes/{new_scene['id']}/panels")).json()["items"][0]
+    assert copied_panel["character_ids"] == [cast[0]["id"]]
+    assert copied_panel["location_id"] == places[0]["id"]
+    shown = (await owner.get(f"/api/v1/characters/{cast[0]['id']}")).json()
+    assert [d["image_id"] for d in shown["designs"]] == [picture]  # the image is shared

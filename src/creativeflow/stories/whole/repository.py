@@ -10,11 +10,18 @@ from typing import Any
 
 from sqlalchemy import case, func, insert, select
 
-from creativeflow.db.base import Entity
+from creativeflow.db.base import Base, Entity
 from creativeflow.db.repository import Repository
 from creativeflow.jobs.models import Job
 from creativeflow.providers.models import UsageRecord
 from creativeflow.stories.access import PROJECT_SUBJECT
+from creativeflow.stories.cast.models import (
+    Character,
+    CharacterDesign,
+    Location,
+    LocationReference,
+    PanelCharacter,
+)
 from creativeflow.stories.content.models import Chapter, Panel, Scene
 from creativeflow.stories.instructions.models import Instruction
 
@@ -145,11 +152,43 @@ class CopyRepository(Repository[Chapter]):
         stmt = select(Panel).where(Panel.project_id == project_id)
         return (await self.session.execute(stmt)).scalars().all()
 
+    async def characters(self, project_id: uuid.UUID) -> Sequence[Character]:
+        stmt = select(Character).where(Character.project_id == project_id)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def locations(self, project_id: uuid.UUID) -> Sequence[Location]:
+        stmt = select(Location).where(Location.project_id == project_id)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def designs(self, project_id: uuid.UUID) -> Sequence[CharacterDesign]:
+        stmt = (
+            select(CharacterDesign)
+            .join(Character, Character.id == CharacterDesign.character_id)
+            .where(Character.project_id == project_id)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def references(self, project_id: uuid.UUID) -> Sequence[LocationReference]:
+        stmt = (
+            select(LocationReference)
+            .join(Location, Location.id == LocationReference.location_id)
+            .where(Location.project_id == project_id)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def panel_characters(self, project_id: uuid.UUID) -> Sequence[PanelCharacter]:
+        stmt = (
+            select(PanelCharacter)
+            .join(Character, Character.id == PanelCharacter.character_id)
+            .where(Character.project_id == project_id)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
     async def instructions(self, project_id: uuid.UUID) -> Sequence[Instruction]:
         stmt = select(Instruction).where(Instruction.project_id == project_id)
         return (await self.session.execute(stmt)).scalars().all()
 
-    async def insert_many(self, model: type[Entity], rows: list[dict[str, Any]]) -> None:
+    async def insert_many(self, model: type[Base], rows: list[dict[str, Any]]) -> None:
         """One INSERT for all the rows (`render_nulls`: the ORM would otherwise group the rows
         by which of their columns are NULL, one statement a group)."""
         if rows:

@@ -15,7 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from creativeflow.db.ids import uuid7
 from creativeflow.db.types import utcnow
+from creativeflow.db.versioning import Versioned
 from creativeflow.identity.principal import Principal
+from creativeflow.stories.cast.models import (
+    Character,
+    CharacterDesign,
+    Location,
+    LocationReference,
+    PanelCharacter,
+)
 from creativeflow.stories.content.models import Chapter, Panel, Scene
 from creativeflow.stories.instructions.models import Instruction
 from creativeflow.stories.projects.models import Project
@@ -104,6 +112,11 @@ class DuplicateService:
         scenes = await self.content.scenes(project_id)
         panels = await self.content.panels(project_id)
         instructions = await self.content.instructions(project_id)
+        characters = await self.content.characters(project_id)
+        locations = await self.content.locations(project_id)
+        designs = await self.content.designs(project_id)
+        references = await self.content.references(project_id)
+        casting = await self.content.panel_characters(project_id)
 
         actor, now = self.principal.user_id, utcnow()
         audit = {"created_by": actor, "updated_by": actor, "created_at": now, "updated_at": now}
@@ -113,7 +126,10 @@ class DuplicateService:
         await self.project_rows.add(copy)
 
         def copied(entity: Any, **changes: Any) -> dict[str, Any]:
-            return copyable(entity) | audit | {"id": uuid7(), "version": 1, **changes}
+            fresh = (
+                {"id": uuid7(), "version": 1} if isinstance(entity, Versioned) else {"id": uuid7()}
+            )
+            return copyable(entity) | audit | fresh | changes
 
         if guide is not None:
             await self.content.insert_many(StyleGuide, [copied(guide, project_id=copy.id)])
@@ -138,6 +154,30 @@ class DuplicateService:
                 for scene in scenes
             ],
         )
+        character_ids = {character.id: uuid7() for character in characters}
+        location_ids = {location.id: uuid7() for location in locations}
+        await self.content.insert_many(
+            Character,
+            [
+                copied(character, id=character_ids[character.id], project_id=copy.id)
+                for character in characters
+            ],
+        )
+        await self.content.insert_many(
+            Location,
+            [
+                copied(location, id=location_ids[location.id], project_id=copy.id)
+                for location in locations
+            ],
+        )
+        await self.content.insert_many(
+            CharacterDesign,
+            [copied(d, character_id=character_ids[d.character_id]) for d in designs],
+        )
+        await self.content.insert_many(
+            LocationReference,
+            [copied(r, location_id=location_ids[r.location_id]) for r in references],
+        )
         panel_ids = {panel.id: uuid7() for panel in panels}
         await self.content.insert_many(
             Panel,
@@ -147,8 +187,20 @@ class DuplicateService:
                     id=panel_ids[panel.id],
                     project_id=copy.id,
                     scene_id=scene_ids[panel.scene_id],
+                    location_id=location_ids.get(panel.location_id),  # type: ignore[arg-type]
                 )
                 for panel in panels
+            ],
+        )
+        await self.content.insert_many(
+            PanelCharacter,
+            [
+                {
+                    "panel_id": panel_ids[link.panel_id],
+                    "character_id": character_ids[link.character_id],
+                    "position": link.position,
+                }
+                for link in casting
             ],
         )
         await self.content.insert_many(
