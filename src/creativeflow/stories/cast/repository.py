@@ -47,6 +47,14 @@ class CastRepository(Repository[CastT], Generic[CastT, LinkT]):
             stmt = stmt.where(model.name_key.like(pattern, escape="\\"))
         return await self.page(stmt.order_by(model.name_key, model.id), limit=limit, offset=offset)
 
+    async def many(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, CastT]:
+        """The rows of `ids` that exist, by id (one statement)."""
+        if not ids:
+            return {}
+        model: Any = self.model
+        rows = (await self.session.execute(select(model).where(model.id.in_(list(ids))))).scalars()
+        return {row.id: row for row in rows}
+
     async def in_project(self, project_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Which of `ids` belong to the project (one statement)."""
         if not ids:

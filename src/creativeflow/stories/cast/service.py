@@ -255,6 +255,10 @@ class CastService:
         ):
             raise ValidationException.for_field("location_id", "is not this project's location")
 
+    async def rows(self, kind: CastKind, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
+        """Characters or locations by id, for callers that checked the project already."""
+        return await self._of(kind).many(ids)
+
     async def panel_characters(
         self, panel_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, list[uuid.UUID]]:

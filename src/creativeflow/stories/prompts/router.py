@@ -1,0 +1,38 @@
+"""`GET /panels/{panel_id}/prompt`: the prompt a panel's image is generated from."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Path
+
+from creativeflow.http.auth import DbSession, require_permission
+from creativeflow.http.problems import error_responses
+from creativeflow.http.routing import api_router
+from creativeflow.identity.permissions import Permission
+from creativeflow.identity.principal import Principal
+from creativeflow.stories.prompts.schemas import PanelPrompt
+from creativeflow.stories.prompts.service import PromptService
+
+router = api_router(tags=["story content"])
+
+Reader = Annotated[Principal, Depends(require_permission(Permission.STORIES_READ))]
+
+
+@router.get(
+    "/panels/{panel_id}/prompt",
+    response_model=PanelPrompt,
+    summary="A panel's prompt, with each part's source",
+    description="Built from the style guide, the panel's description, shot and angle, its "
+    "characters' appearance, its location, its mood and the instructions that apply to it "
+    "(`/instructions/applicable`); the reference images are its characters' primary designs, "
+    "its location's primary reference and the style guide's references.",
+    responses=error_responses(401, 403, 404, 422),
+)
+async def panel_prompt(
+    panel_id: Annotated[uuid.UUID, Path(description="The panel's id")],
+    session: DbSession,
+    principal: Reader,
+) -> PanelPrompt:
+    return await PromptService(session, principal).build(panel_id)

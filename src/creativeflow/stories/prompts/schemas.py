@@ -1,0 +1,38 @@
+"""Response model of a panel's prompt."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+PartKind = Literal[
+    "style",
+    "description",
+    "camera",
+    "character",
+    "location",
+    "mood",
+    "instruction",
+    "palette",
+    "aspect_ratio",
+]
+
+
+class PromptPart(BaseModel):
+    kind: PartKind
+    text: str
+    source: str = Field(description="What it comes from: panel, character, location, ...")
+    source_id: uuid.UUID
+
+
+class PanelPrompt(BaseModel):
+    panel_id: uuid.UUID
+    prompt: str = Field(description="The parts joined, in order: what generation will send")
+    negative_prompt: str | None
+    reference_image_ids: list[uuid.UUID] = Field(
+        description="The primary designs of its characters and reference of its location, then "
+        "the style guide's references"
+    )
+    parts: list[PromptPart]
