@@ -77,3 +77,41 @@ async def test_a_panels_prompt_and_where_each_part_comes_from(users: UserFactory
     assert body["negative_prompt"] == "blurry, extra fingers"
     assert body["reference_image_ids"] == [design]
     assert (await stranger.get(f"/api/v1/panels/{pn['id']}/prompt")).status_code == 404
+
+
+async def test_applying_the_style_guide_keeps_every_panels_prompt(users: UserFactory) -> None:
+    owner, viewer = await users.create(), await users.create()
+    book = await project(owner)
+    base = f"/api/v1/projects/{book['id']}"
+    await owner.post(f"{base}/members", json={"user": viewer.username, "role": "viewer"})
+    one = await chapter(owner, book["id"], "One")
+    two = await chapter(owner, book["id"], "Two")
+    first_scene = await scene(owner, one["id"], "A")
+    second_scene = await scene(owner, two["id"], "B")
+    p1 = await panel(owner, first_scene["id"], "Mara climbs")
+    p2 = await panel(owner, second_scene["id"], "The lamp")
+
+    applied = await owner.post(f"{base}/style-guide/apply")
+    assert applied.status_code == 200, applied.text
+    assert [c["panel_id"] for c in applied.json()["changed"]] == [p1["id"], p2["id"]]
+    assert applied.json()["changed"][0] == {
+        "panel_id": p1["id"],
+        "before": None,
+        "after": "Mara climbs",
+    }
+    again = (await owner.post(f"{base}/style-guide/apply")).json()
+    assert again == {"changed": [], "unchanged": 2}
+
+    await owner.put(f"{base}/style-guide", json={"art_style": "noir"})
+    only_two = await owner.post(f"{base}/style-guide/apply", json={"chapter_id": two["id"]})
+    assert only_two.json()["changed"] == [
+        {"panel_id": p2["id"], "before": "The lamp", "after": "noir, The lamp"}
+    ]
+    shown = (await owner.get(f"/api/v1/panels/{p1['id']}/prompt")).json()
+    assert shown["prompt"] == "noir, Mara climbs" and shown["stored_prompt"] == "Mara climbs"
+
+    other = await project(owner, "Other")
+    foreign = await chapter(owner, other["id"], "Elsewhere")
+    outside = await owner.post(f"{base}/style-guide/apply", json={"chapter_id": foreign["id"]})
+    assert outside.status_code == 422 and outside.json()["errors"][0]["field"] == "chapter_id"
+    assert (await viewer.post(f"{base}/style-guide/apply")).status_code == 403

@@ -131,6 +131,8 @@ class Panel(Versioned, Entity):
     dialogue: Mapped[list[dict[str, Any]]] = mapped_column(
         JSONDocument, nullable=False, default=list
     )
+    # The prompt last built and kept for it (`POST /projects/{id}/style-guide/apply`).
+    prompt: Mapped[str | None] = mapped_column(Text)
     # Words in the bubbles, kept with them (`set_dialogue`): stats sum it in SQL.
     dialogue_words: Mapped[int] = mapped_column(
         Integer, nullable=False, default=0, server_default="0"

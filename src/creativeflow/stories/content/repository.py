@@ -133,5 +133,27 @@ class SceneRepository(Repository[Scene]):
 class PanelRepository(Repository[Panel]):
     model = Panel
 
+    async def in_reading_order(
+        self,
+        project_id: uuid.UUID,
+        *,
+        chapter_id: uuid.UUID | None = None,
+        scene_id: uuid.UUID | None = None,
+    ) -> list[tuple[Panel, uuid.UUID]]:
+        """A project's panels (or a chapter's, or a scene's) in reading order, each with its
+        chapter's id (one statement)."""
+        stmt = (
+            select(Panel, Scene.chapter_id)
+            .join(Scene, Scene.id == Panel.scene_id)
+            .join(Chapter, Chapter.id == Scene.chapter_id)
+            .where(Panel.project_id == project_id)
+            .order_by(Chapter.position, Scene.position, Panel.position)
+        )
+        if chapter_id is not None:
+            stmt = stmt.where(Scene.chapter_id == chapter_id)
+        if scene_id is not None:
+            stmt = stmt.where(Panel.scene_id == scene_id)
+        return [(row[0], row[1]) for row in await self.session.execute(stmt)]
+
     def siblings(self) -> Siblings[Panel]:
         return Siblings(self.session, Panel, Panel.scene_id)

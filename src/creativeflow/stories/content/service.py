@@ -418,6 +418,24 @@ class ContentService:
         )
         return moved
 
+    async def save_panels(self, panels: Sequence[Panel]) -> None:
+        """Write panels another aggregate changed (their prompts), announcing each."""
+        await self.session.flush()
+        for panel in panels:
+            self._changed(panel, "panel", "updated")
+
+    async def panels_in_reading_order(
+        self,
+        project_id: uuid.UUID,
+        *,
+        chapter_id: uuid.UUID | None = None,
+        scene_id: uuid.UUID | None = None,
+    ) -> list[tuple[Panel, uuid.UUID]]:
+        """Panels with their chapter id (access checked by the caller)."""
+        return await self.panels.in_reading_order(
+            project_id, chapter_id=chapter_id, scene_id=scene_id
+        )
+
     async def reorder_panels(
         self, scene_id: uuid.UUID, panel_ids: list[uuid.UUID]
     ) -> Sequence[Panel]:

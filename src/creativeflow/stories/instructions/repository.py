@@ -40,6 +40,12 @@ class InstructionRepository(Repository[Instruction]):
         )
         return await self.page(stmt, limit=limit, offset=offset)
 
+    async def enabled_of_project(self, project_id: uuid.UUID) -> Sequence[Instruction]:
+        stmt = select(Instruction).where(
+            Instruction.project_id == project_id, Instruction.enabled.is_(True)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
     async def chain(
         self,
         project_id: uuid.UUID,

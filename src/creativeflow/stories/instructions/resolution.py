@@ -69,3 +69,22 @@ def resolve(candidates: Sequence[Instruction]) -> list[Resolved]:
 def effective(resolved: Sequence[Resolved]) -> list[str]:
     """The applied texts, broad to narrow: the order a prompt uses them."""
     return [entry.instruction.text for entry in resolved if entry.applied]
+
+
+def chain_for(
+    instructions: Sequence[Instruction],
+    *,
+    chapter_id: uuid.UUID | None,
+    scene_id: uuid.UUID | None,
+    panel_id: uuid.UUID | None,
+) -> list[Instruction]:
+    """Of a project's instructions, those on the target's chain: the project's and those of
+    the chapter, scene and panel given (the in-memory twin of the repository's `chain`)."""
+    return [
+        instruction
+        for instruction in instructions
+        if instruction.scope == "project"
+        or (chapter_id is not None and instruction.chapter_id == chapter_id)
+        or (scene_id is not None and instruction.scene_id == scene_id)
+        or (panel_id is not None and instruction.panel_id == panel_id)
+    ]

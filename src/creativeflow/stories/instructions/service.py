@@ -192,6 +192,11 @@ class InstructionService:
         entries = resolve(candidates)
         return Applicable(scope, target_id, entries, effective(entries))
 
+    async def enabled_of_project(self, project_id: uuid.UUID) -> Sequence[Instruction]:
+        """Every enabled instruction of a project (access checked by the caller), for building
+        many panels' prompts at once with `resolution.chain_for` and `resolve`."""
+        return await self.instructions.enabled_of_project(project_id)
+
     async def applicable_for_panel(self, panel_id: uuid.UUID) -> list[Resolved]:
         """The panel's resolved instructions, broad to narrow (for the prompt builder): use
         the entries whose `applied` is true, in this order."""

@@ -1,23 +1,25 @@
-"""`GET /panels/{panel_id}/prompt`: the prompt a panel's image is generated from."""
+"""`GET /panels/{panel_id}/prompt`: the prompt a panel's image is generated from; and
+`POST /projects/{id}/style-guide/apply`, which rebuilds and keeps many panels' prompts."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Body, Depends, Path
 
 from creativeflow.http.auth import DbSession, require_permission
 from creativeflow.http.problems import error_responses
 from creativeflow.http.routing import api_router
 from creativeflow.identity.permissions import Permission
 from creativeflow.identity.principal import Principal
-from creativeflow.stories.prompts.schemas import PanelPrompt
+from creativeflow.stories.prompts.schemas import ApplyRequest, ApplyResult, PanelPrompt
 from creativeflow.stories.prompts.service import PromptService
 
 router = api_router(tags=["story content"])
 
 Reader = Annotated[Principal, Depends(require_permission(Permission.STORIES_READ))]
+Writer = Annotated[Principal, Depends(require_permission(Permission.STORIES_WRITE))]
 
 
 @router.get(
@@ -36,3 +38,25 @@ async def panel_prompt(
     principal: Reader,
 ) -> PanelPrompt:
     return await PromptService(session, principal).build(panel_id)
+
+
+@router.post(
+    "/projects/{project_id}/style-guide/apply",
+    response_model=ApplyResult,
+    summary="Rebuild and keep the prompts of a project's panels (or a chapter's or a scene's)",
+    description="After changing the style guide, the cast or the instructions: every panel's "
+    "prompt is built again and kept; the answer lists the ones that changed (before and "
+    "after) in reading order. Editors and the owner.",
+    responses=error_responses(401, 403, 404, 422),
+)
+async def apply_style_guide(
+    project_id: Annotated[uuid.UUID, Path(description="The project's id")],
+    session: DbSession,
+    principal: Writer,
+    data: Annotated[ApplyRequest | None, Body()] = None,
+) -> ApplyResult:
+    scope = data or ApplyRequest()
+    changed, unchanged = await PromptService(session, principal).apply(
+        project_id, chapter_id=scope.chapter_id, scene_id=scope.scene_id
+    )
+    return ApplyResult(changed=changed, unchanged=unchanged)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 PartKind = Literal[
     "style",
@@ -36,3 +36,24 @@ class PanelPrompt(BaseModel):
         "the style guide's references"
     )
     parts: list[PromptPart]
+    stored_prompt: str | None = Field(
+        description="The prompt kept for the panel by the last `style-guide/apply` (null: never)"
+    )
+
+
+class PromptChange(BaseModel):
+    panel_id: uuid.UUID
+    before: str | None
+    after: str
+
+
+class ApplyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    chapter_id: uuid.UUID | None = Field(default=None, description="Only this chapter's panels")
+    scene_id: uuid.UUID | None = Field(default=None, description="Only this scene's panels")
+
+
+class ApplyResult(BaseModel):
+    changed: list[PromptChange] = Field(description="In reading order")
+    unchanged: int

@@ -1,24 +1,36 @@
-"""Building a panel's prompt from everything that decides how it looks.
+"""Building panels' prompts from everything that decides how they look.
 
 In order: the style guide's art style, the panel's description, its shot and camera angle, each
 of its characters (name and appearance traits), its location, its mood, the instructions that
 apply to it (broad to narrow, as `applicable` resolves them), the palette and the aspect ratio.
 Each part says where it came from; the characters' primary designs, the location's primary
 reference and the style guide's references are the images generation may condition on.
+
+Many panels are built from one `PromptContext`, loaded in a fixed number of statements (the
+style guide, the project's instructions, the panels' cast and their images), so rebuilding a
+whole project (`apply`) costs the same few reads as one panel plus one write per changed panel.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from creativeflow.identity.principal import Principal
+from creativeflow.shared.core.exceptions import ValidationException
 from creativeflow.stories.cast.service import CHARACTER, LOCATION, CastService
+from creativeflow.stories.content.models import Panel
 from creativeflow.stories.content.service import ContentService
+from creativeflow.stories.instructions.models import Instruction
+from creativeflow.stories.instructions.resolution import chain_for, resolve
 from creativeflow.stories.instructions.service import InstructionService
-from creativeflow.stories.prompts.schemas import PanelPrompt, PromptPart
+from creativeflow.stories.projects.service import Need
+from creativeflow.stories.prompts.schemas import PanelPrompt, PromptChange, PromptPart
+from creativeflow.stories.style.schemas import StyleGuideRead
 from creativeflow.stories.style.service import StyleGuideService
 
 
@@ -34,93 +46,130 @@ def _primary(links: list[Any]) -> uuid.UUID | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class PromptContext:
+    guide: StyleGuideRead
+    instructions: Sequence[Instruction]
+    cast: dict[uuid.UUID, list[uuid.UUID]]  # panel -> its characters, in order
+    characters: dict[uuid.UUID, Any]
+    locations: dict[uuid.UUID, Any]
+    designs: dict[uuid.UUID, list[Any]]
+    references: dict[uuid.UUID, list[Any]]
+
+
+def assemble(panel: Panel, chapter_id: uuid.UUID, context: PromptContext) -> PanelPrompt:
+    """One panel's prompt from the context (no I/O)."""
+    guide = context.guide
+    parts: list[PromptPart] = []
+
+    def add(kind: Any, text: str | None, source: str, source_id: uuid.UUID) -> None:
+        if text and text.strip():
+            parts.append(
+                PromptPart(kind=kind, text=text.strip(), source=source, source_id=source_id)
+            )
+
+    project_id = panel.project_id
+    add("style", guide.art_style, "style_guide", project_id)
+    add("description", panel.description, "panel", panel.id)
+    camera = [f"{_words(panel.shot)} shot" if panel.shot else ""]
+    camera.append(f"{_words(panel.camera_angle)} angle" if panel.camera_angle else "")
+    add("camera", " ".join(piece for piece in camera if piece), "panel", panel.id)
+    character_ids = context.cast.get(panel.id, [])
+    for character_id in character_ids:
+        character = context.characters.get(character_id)
+        if character is not None:
+            traits = ", ".join(character.appearance)
+            text = f"{character.name} ({traits})" if traits else character.name
+            add("character", text, "character", character.id)
+    location = context.locations.get(panel.location_id) if panel.location_id else None
+    if location is not None:
+        pieces = (_words(location.setting), location.time_period, location.description)
+        details = ", ".join(piece for piece in pieces if piece)
+        text = f"{location.name}: {details}" if details else location.name
+        add("location", text, "location", location.id)
+    add("mood", f"{panel.mood} mood" if panel.mood else None, "panel", panel.id)
+    chain = chain_for(
+        context.instructions, chapter_id=chapter_id, scene_id=panel.scene_id, panel_id=panel.id
+    )
+    for entry in resolve(chain):
+        if entry.applied:
+            add("instruction", entry.instruction.text, "instruction", entry.instruction.id)
+    if guide.palette:
+        add("palette", "palette " + " ".join(guide.palette), "style_guide", project_id)
+    if guide.aspect_ratio:
+        add("aspect_ratio", f"aspect ratio {guide.aspect_ratio}", "style_guide", project_id)
+
+    images = [_primary(context.designs.get(character_id, [])) for character_id in character_ids]
+    if location is not None:
+        images.append(_primary(context.references.get(location.id, [])))
+    images += list(guide.reference_image_ids)
+    return PanelPrompt(
+        panel_id=panel.id,
+        prompt=", ".join(part.text for part in parts),
+        negative_prompt=guide.negative_prompt,
+        reference_image_ids=list(dict.fromkeys(image for image in images if image is not None)),
+        parts=parts,
+        stored_prompt=panel.prompt,
+    )
+
+
 class PromptService:
     def __init__(self, session: AsyncSession, principal: Principal) -> None:
+        self.principal = principal
         self.content = ContentService(session, principal)
         self.cast = CastService(session, principal)
         self.instructions = InstructionService(session, principal)
         self.style = StyleGuideService(session, principal)
 
+    async def _context(self, project_id: uuid.UUID, panels: Sequence[Panel]) -> PromptContext:
+        cast = await self.cast.panel_characters([panel.id for panel in panels])
+        character_ids = list(dict.fromkeys(cid for ids in cast.values() for cid in ids))
+        location_ids = list({panel.location_id for panel in panels if panel.location_id})
+        return PromptContext(
+            guide=await self.style.get(project_id),
+            instructions=await self.instructions.enabled_of_project(project_id),
+            cast=cast,
+            characters=await self.cast.rows(CHARACTER, character_ids),
+            locations=await self.cast.rows(LOCATION, location_ids),
+            designs=await self.cast.links(CHARACTER, character_ids),
+            references=await self.cast.links(LOCATION, location_ids),
+        )
+
     async def build(self, panel_id: uuid.UUID) -> PanelPrompt:
         panel = await self.content.panel(panel_id)
-        guide = await self.style.get(panel.project_id)
-        character_ids = (await self.cast.panel_characters([panel.id]))[panel.id]
-        characters = await self.cast.rows(CHARACTER, character_ids)
-        location = (
-            (await self.cast.rows(LOCATION, [panel.location_id])).get(panel.location_id)
-            if panel.location_id is not None
-            else None
+        scene = await self.content.scene(panel.scene_id)
+        context = await self._context(panel.project_id, [panel])
+        return assemble(panel, scene.chapter_id, context)
+
+    async def apply(
+        self,
+        project_id: uuid.UUID,
+        *,
+        chapter_id: uuid.UUID | None = None,
+        scene_id: uuid.UUID | None = None,
+    ) -> tuple[list[PromptChange], int]:
+        """Rebuild and keep the prompts of a project's panels (or a chapter's, or a scene's):
+        the ones that changed, and how many did not."""
+        await self.content.projects.grant(project_id, Need.WRITE)
+        if chapter_id is not None:
+            chapter = await self.content.chapter(chapter_id)
+            if chapter.project_id != project_id:
+                raise ValidationException.for_field("chapter_id", "is not in this project")
+        if scene_id is not None:
+            scene = await self.content.scene(scene_id)
+            if scene.project_id != project_id:
+                raise ValidationException.for_field("scene_id", "is not in this project")
+        rows = await self.content.panels_in_reading_order(
+            project_id, chapter_id=chapter_id, scene_id=scene_id
         )
-        designs = await self.cast.links(CHARACTER, character_ids)
-        references = await self.cast.links(LOCATION, [location.id]) if location else {}
-        resolved = await self.instructions.applicable_for_panel(panel.id)
-
-        parts: list[PromptPart] = []
-
-        def add(kind: Any, text: str | None, source: str, source_id: uuid.UUID) -> None:
-            if text and text.strip():
-                parts.append(
-                    PromptPart(kind=kind, text=text.strip(), source=source, source_id=source_id)
-                )
-
-        project_id = panel.project_id
-        add("style", guide.art_style, "style_guide", project_id)
-        add("description", panel.description, "panel", panel.id)
-        camera = " ".join(
-            piece
-            for piece in (
-                f"{_words(panel.shot)} shot" if panel.shot else "",
-                f"{_words(panel.camera_angle)} angle" if panel.camera_angle else "",
-            )
-            if piece
-        )
-        add("camera", camera, "panel", panel.id)
-        for character_id in character_ids:
-            character = characters.get(character_id)
-            if character is None:
-                continue
-            traits = ", ".join(character.appearance)
-            add(
-                "character",
-                f"{character.name} ({traits})" if traits else character.name,
-                "character",
-                character.id,
-            )
-        if location is not None:
-            details = ", ".join(
-                piece
-                for piece in (_words(location.setting), location.time_period, location.description)
-                if piece
-            )
-            add(
-                "location",
-                f"{location.name}: {details}" if details else location.name,
-                "location",
-                location.id,
-            )
-        add("mood", f"{panel.mood} mood" if panel.mood else None, "panel", panel.id)
-        for entry in resolved:
-            if entry.applied:
-                add("instruction", entry.instruction.text, "instruction", entry.instruction.id)
-        if guide.palette:
-            add("palette", "palette " + " ".join(guide.palette), "style_guide", project_id)
-        if guide.aspect_ratio:
-            add("aspect_ratio", f"aspect ratio {guide.aspect_ratio}", "style_guide", project_id)
-
-        images: list[uuid.UUID] = []
-        for character_id in character_ids:
-            image = _primary(designs.get(character_id, []))
-            if image is not None:
-                images.append(image)
-        if location is not None:
-            image = _primary(references.get(location.id, []))
-            if image is not None:
-                images.append(image)
-        images += [uuid.UUID(str(image)) for image in guide.reference_image_ids]
-        return PanelPrompt(
-            panel_id=panel.id,
-            prompt=", ".join(part.text for part in parts),
-            negative_prompt=guide.negative_prompt,
-            reference_image_ids=list(dict.fromkeys(images)),
-            parts=parts,
-        )
+        context = await self._context(project_id, [panel for panel, _ in rows])
+        changes: list[PromptChange] = []
+        for panel, panel_chapter in rows:
+            built = assemble(panel, panel_chapter, context).prompt
+            if built != panel.prompt:
+                changes.append(PromptChange(panel_id=panel.id, before=panel.prompt, after=built))
+                panel.prompt = built
+                panel.touch(self.principal.user_id)
+        changed = {change.panel_id for change in changes}
+        await self.content.save_panels([panel for panel, _ in rows if panel.id in changed])
+        return changes, len(rows) - len(changes)
