@@ -53,6 +53,28 @@ class ImageRepository(Repository[Image]):
         stmt = select(Image).where(Image.id == image_id, self.visible_to(principal))
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def by_ids(self, image_ids: Sequence[uuid.UUID]) -> list[Image]:
+        if not image_ids:
+            return []
+        stmt = select(Image).where(Image.id.in_(list(image_ids)))
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def visible_by_sha256(
+        self, principal: Principal, digests: Sequence[str]
+    ) -> dict[str, Image]:
+        """For each content address, one image with those bytes the caller may read."""
+        if not digests:
+            return {}
+        stmt = (
+            select(Image)
+            .where(Image.sha256.in_(list(digests)), self.visible_to(principal))
+            .order_by(Image.created_at, Image.id)
+        )
+        found: dict[str, Image] = {}
+        for image in (await self.session.execute(stmt)).scalars():
+            found.setdefault(image.sha256, image)
+        return found
+
     async def list_page(
         self,
         principal: Principal,

@@ -285,6 +285,41 @@ class ImageService:
             raise ImageNotFound("Image not found")
         return image
 
+    async def by_ids(self, image_ids: Sequence[uuid.UUID]) -> list[Image]:
+        """Images by id, for a caller that already holds their references (a project's)."""
+        return await self.images.by_ids(image_ids)
+
+    async def visible_by_sha256(
+        self, principal: Principal, digests: Sequence[str]
+    ) -> dict[str, Image]:
+        return await self.images.visible_by_sha256(principal, digests)
+
+    async def share_into(self, image: Image, *, owner_id: uuid.UUID, subject: SubjectRef) -> Image:
+        """A new image row for a subject, on the same stored bytes (content addressed: nothing
+        is copied), as an imported project's images are."""
+        copy = Image(
+            owner_id=owner_id,
+            subject_type=subject.type,
+            subject_id=subject.id,
+            origin=image.origin,
+            source_image_id=image.id,
+            storage_key=image.storage_key,
+            sha256=image.sha256,
+            width=image.width,
+            height=image.height,
+            format=image.format,
+            size_bytes=image.size_bytes,
+            tags=list(image.tags),
+            dominant_colors=list(image.dominant_colors),
+            thumbnail_key=image.thumbnail_key,
+            details=dict(image.details),
+            created_by=owner_id,
+            updated_by=owner_id,
+        )
+        await self.images.add(copy)
+        await self.images.add_tags(copy.id, [tag_key(tag) for tag in copy.tags])
+        return copy
+
     async def changeable(self, principal: Principal, image_id: uuid.UUID) -> Image:
         """An image the caller may delete or derive from: their own, one of a subject they may
         write, or any for an administrator. Who may only read it is told why (403)."""

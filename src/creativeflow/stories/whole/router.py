@@ -6,9 +6,9 @@ A project you are not a member of is 404 PROJECT_NOT_FOUND.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import Body, Depends, Path, Response, status
+from fastapi import Body, Depends, Path, Query, Response, status
 
 from creativeflow.http.auth import DbSession, require_permission
 from creativeflow.http.problems import error_responses
@@ -18,6 +18,8 @@ from creativeflow.identity.permissions import Permission
 from creativeflow.identity.principal import Principal
 from creativeflow.stories.projects.schemas import ProjectRead
 from creativeflow.stories.projects.service import project_read
+from creativeflow.stories.whole.bundle_schemas import ImportResult, StoryBundle
+from creativeflow.stories.whole.bundles import BundleService
 from creativeflow.stories.whole.schemas import DuplicateRequest, ProjectStats
 from creativeflow.stories.whole.service import DuplicateService, StatsService
 
@@ -66,3 +68,43 @@ async def duplicate_project(
     response.headers["Location"] = f"/api/v1/projects/{copy.id}"
     set_etag(response, copy.version)
     return project_read(copy, "owner")
+
+
+@router.get(
+    "/{project_id}/export",
+    response_model=StoryBundle,
+    summary="Export a whole project as a JSON bundle",
+    description="Everything in it (style guide, cast, chapters, scenes, panels with dialogue "
+    "and prompts, instructions) with no ids: places and keys instead, images by content "
+    "address. `POST /projects/import` makes a project again from it. Any member.",
+    responses=error_responses(401, 403, 404, 422),
+)
+async def export_project(
+    project_id: ProjectId,
+    session: DbSession,
+    principal: Reader,
+    response: Response,
+    format: Annotated[Literal["json"], Query(description="json (pdf and cbz are coming)")] = "json",
+) -> StoryBundle:
+    bundle = await BundleService(session, principal).export(project_id)
+    response.headers["Content-Disposition"] = f'attachment; filename="project-{project_id}.json"'
+    return bundle
+
+
+@router.post(
+    "/import",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ImportResult,
+    summary="Make a project from an exported bundle",
+    description="The new project is yours, with new ids throughout. Every field is validated "
+    "as the create routes do (a problem names its place, `chapters[0].scenes[1].fields.title`); "
+    "images are matched by content address among those you may read and shared into the new "
+    "project; those not found are listed in `missing_images`.",
+    responses=error_responses(401, 403, 422),
+)
+async def import_project(
+    bundle: StoryBundle, session: DbSession, principal: Writer, response: Response
+) -> ImportResult:
+    project, missing = await BundleService(session, principal).import_bundle(bundle)
+    response.headers["Location"] = f"/api/v1/projects/{project.id}"
+    return ImportResult(project_id=str(project.id), missing_images=missing)
