@@ -279,3 +279,31 @@ async def upload(user: SignedInUser, **form: str) -> str:
     assert response.status_code == 201, response.text
     image_id: str = response.json()["id"]
     return image_id
+
+
+async def test_a_bubbles_speaker_is_one_of_the_projects_characters(users: UserFactory) -> None:
+    user = await users.create()
+    book, other = await project(user), await project(user, "Other")
+    mara = (
+        await user.post(f"/api/v1/projects/{book['id']}/characters", json={"name": "Mara"})
+    ).json()
+    stranger = (
+        await user.post(f"/api/v1/projects/{other['id']}/characters", json={"name": "Ghost"})
+    ).json()
+    ch = await chapter(user, book["id"], "One")
+    sc = await scene(user, ch["id"], "Stairs")
+    ok = await panel(
+        user, sc["id"], "Mara speaks", dialogue=[{"text": "Hi", "speaker_id": mara["id"]}]
+    )
+    refused = await user.put(
+        f"/api/v1/panels/{ok['id']}/dialogue",
+        json={"bubbles": [{"text": "Hi"}, {"text": "Boo", "speaker_id": stranger["id"]}]},
+    )
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "bubbles[1].speaker_id"
+    created = await user.post(
+        f"/api/v1/scenes/{sc['id']}/panels",
+        json={"dialogue": [{"text": "Boo", "speaker_id": stranger["id"]}]},
+    )
+    assert created.status_code == 422
+    assert created.json()["errors"][0]["field"] == "dialogue[0].speaker_id"

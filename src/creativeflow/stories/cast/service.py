@@ -255,6 +255,19 @@ class CastService:
         ):
             raise ValidationException.for_field("location_id", "is not this project's location")
 
+    async def check_speakers(
+        self, project_id: uuid.UUID, speakers: Sequence[uuid.UUID | None], field: str
+    ) -> None:
+        """Each bubble's speaker, when it has one, is a character of the project (422 naming
+        `field[index].speaker_id`)."""
+        named = [speaker for speaker in speakers if speaker is not None]
+        found = await self.characters.in_project(project_id, named) if named else set()
+        for index, speaker in enumerate(speakers):
+            if speaker is not None and speaker not in found:
+                raise ValidationException.for_field(
+                    f"{field}[{index}].speaker_id", "is not this project's character"
+                )
+
     async def rows(self, kind: CastKind, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
         """Characters or locations by id, for callers that checked the project already."""
         return await self._of(kind).many(ids)

@@ -349,6 +349,9 @@ class ContentService:
         )
         panel.set_dialogue([])
         await self.cast.check_panel_cast(scene.project_id, data.character_ids, data.location_id)
+        await self.cast.check_speakers(
+            scene.project_id, [b.speaker_id for b in data.dialogue], "dialogue"
+        )
         _apply(panel, data, set(type(data).model_fields) - {"character_ids"}, set())
         await self._insert(self.panels.siblings(), scene.id, panel, data.position)
         await self.cast.set_panel_characters(panel.id, data.character_ids)
@@ -378,6 +381,10 @@ class ContentService:
         characters = data.character_ids if "character_ids" in fields else None
         location = data.location_id if "location_id" in fields else None
         await self.cast.check_panel_cast(panel.project_id, characters, location)
+        if isinstance(data, PanelReplace):
+            await self.cast.check_speakers(
+                panel.project_id, [b.speaker_id for b in data.dialogue], "dialogue"
+            )
         _apply(panel, data, fields - {"character_ids"}, set())
         if characters is not None:
             await self.cast.set_panel_characters(panel.id, characters)
@@ -395,6 +402,9 @@ class ContentService:
     ) -> Panel:
         panel = await self.panel(panel_id, Need.WRITE)
         ensure_version(panel, expected, "panel")
+        await self.cast.check_speakers(
+            panel.project_id, [bubble.speaker_id for bubble in bubbles], "bubbles"
+        )
         panel.set_dialogue([bubble.model_dump(mode="json") for bubble in bubbles])
         return await self._save(panel, "panel")
 
