@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Response, status
-from fastapi.responses import RedirectResponse
 
 from creativeflow.http.auth import DbSession, require_permission
 from creativeflow.http.pagination import Offset, Page
@@ -31,6 +30,7 @@ from creativeflow.stories.content.schemas import (
     ChapterReplace,
     ChapterUpdate,
     DialogueReplace,
+    ImageRef,
     Move,
     PanelCreate,
     PanelMerge,
@@ -546,31 +546,35 @@ async def merge_panels(
 
 @router.get(
     "/panels/{panel_id}/image",
-    status_code=status.HTTP_307_TEMPORARY_REDIRECT,
+    response_model=ImageRef,
     summary="The panel's selected image",
-    description="A redirect to `/api/v1/images/{image_id}` (its bytes); 404 NO_IMAGE when "
-    "none is selected.",
-    responses={307: {"description": "Redirect to the image"}, **_READ},
+    description="Where to fetch it (`url`: its bytes; `thumbnail_url`); 404 NO_IMAGE when none "
+    "is selected.",
+    responses=_READ,
 )
-async def panel_image(panel_id: PanelId, session: DbSession, principal: Reader) -> Response:
+async def panel_image(panel_id: PanelId, session: DbSession, principal: Reader) -> ImageRef:
     panel = await ContentService(session, principal).panel(panel_id)
-    return _image_redirect(panel.selected_image_id, "The panel has no selected image")
+    return _image_ref(panel.selected_image_id, "The panel has no selected image")
 
 
 @router.get(
     "/chapters/{chapter_id}/cover",
-    status_code=status.HTTP_307_TEMPORARY_REDIRECT,
+    response_model=ImageRef,
     summary="The chapter's cover image",
-    description="A redirect to `/api/v1/images/{image_id}`; 404 NO_IMAGE when it has no cover "
-    "(set one with `PATCH /chapters/{id}` `cover_image_id`).",
-    responses={307: {"description": "Redirect to the image"}, **_READ},
+    description="Where to fetch it; 404 NO_IMAGE when it has no cover (set one with "
+    "`PATCH /chapters/{id}` `cover_image_id`).",
+    responses=_READ,
 )
-async def chapter_cover(chapter_id: ChapterId, session: DbSession, principal: Reader) -> Response:
+async def chapter_cover(chapter_id: ChapterId, session: DbSession, principal: Reader) -> ImageRef:
     chapter = await ContentService(session, principal).chapter(chapter_id)
-    return _image_redirect(chapter.cover_image_id, "The chapter has no cover")
+    return _image_ref(chapter.cover_image_id, "The chapter has no cover")
 
 
-def _image_redirect(image_id: uuid.UUID | None, missing: str) -> Response:
+def _image_ref(image_id: uuid.UUID | None, missing: str) -> ImageRef:
     if image_id is None:
         raise NotFoundException(missing, code="NO_IMAGE")
-    return RedirectResponse(f"/api/v1/images/{image_id}", status_code=307)
+    return ImageRef(
+        image_id=image_id,
+        url=f"/api/v1/images/{image_id}",
+        thumbnail_url=f"/api/v1/images/{image_id}/thumbnail",
+    )

@@ -222,3 +222,9 @@ class PanelMerge(_Input):
 class PanelPair(BaseModel):
     first: PanelRead
     second: PanelRead
+
+
+class ImageRef(BaseModel):
+    image_id: uuid.UUID
+    url: str = Field(description="The image's bytes")
+    thumbnail_url: str
