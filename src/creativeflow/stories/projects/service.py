@@ -208,7 +208,7 @@ class ProjectService:
         for row in rows:
             role: ProjectRole = (
                 "owner"
-                if row.owner_id == user_id or (row.id not in roles and self.principal.is_admin)
+                if row.owner_id == user_id or self.principal.is_admin
                 else ("editor" if roles.get(row.id) == MemberRole.EDITOR else "viewer")
             )
             items.append(project_read(row, role))
