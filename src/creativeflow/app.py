@@ -15,7 +15,7 @@ from creativeflow.assets.uploads import remove_abandoned_uploads, upload_directo
 from creativeflow.datasources.router import credentials_router
 from creativeflow.datasources.router import reaching_router as datasource_calls_router
 from creativeflow.datasources.router import router as datasources_router
-from creativeflow.http.direct import DirectDispatch
+from creativeflow.http.direct import DirectDispatch, mount_direct_routes
 from creativeflow.http.health import build_health_router
 from creativeflow.http.middleware import ProblemCORSMiddleware, RequestContextMiddleware
 from creativeflow.http.problems import install_problem_handlers, install_problem_openapi
@@ -115,7 +115,11 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     # before the router (`http/direct.py`). CORS answers preflights before any route; the
     # request context wraps it, so preflight answers (and CORS refusals) carry the correlation
     # id and security headers and are logged like every other response.
-    app.add_middleware(DirectDispatch, application=app)
+    app.add_middleware(
+        DirectDispatch,
+        application=app,
+        routes=mount_direct_routes(API_PREFIX, ideas_router),
+    )
     # Rate limits count a request before any endpoint (direct ones too) sees it; inside CORS,
     # so that a browser can read a 429 and its headers.
     if platform.rate_limits is not None:
