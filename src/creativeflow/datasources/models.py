@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from creativeflow.db.base import Base, Entity
-from creativeflow.db.types import JSONDocument, UTCDateTime
+from creativeflow.db.types import JSONDocument, UTCDateTime, sql_values
 
 
 class CredentialKind(StrEnum):
@@ -52,15 +52,11 @@ class CheckTrigger(StrEnum):
     SCHEDULED = "scheduled"
 
 
-def _values(enum: type[StrEnum]) -> str:
-    return ", ".join(f"'{member.value}'" for member in enum)
-
-
 class Credential(Entity):
     __tablename__ = "credentials"
     __table_args__ = (
         UniqueConstraint("owner_id", "name", name="uq_credentials_owner_id_name"),
-        CheckConstraint(f"kind IN ({_values(CredentialKind)})", name="kind"),
+        CheckConstraint(f"kind IN ({sql_values(CredentialKind)})", name="kind"),
     )
 
     owner_id: Mapped[uuid.UUID] = mapped_column(
@@ -79,7 +75,7 @@ class DataSource(Entity):
     __tablename__ = "data_sources"
     __table_args__ = (
         UniqueConstraint("owner_id", "name", name="uq_data_sources_owner_id_name"),
-        CheckConstraint(f"status IN ({_values(SourceStatus)})", name="status"),
+        CheckConstraint(f"status IN ({sql_values(SourceStatus)})", name="status"),
         Index("ix_data_sources_owner_id_created_at", "owner_id", "created_at"),
         # The scheduler's question: which sources are due for a check.
         Index("ix_data_sources_next_check_at", "next_check_at"),
@@ -124,7 +120,7 @@ class DataSourceCheck(Entity):
     __tablename__ = "data_source_checks"
     __table_args__ = (
         Index("ix_data_source_checks_source_id_created_at", "source_id", "created_at"),
-        CheckConstraint(f"trigger IN ({_values(CheckTrigger)})", name="trigger"),
+        CheckConstraint(f"trigger IN ({sql_values(CheckTrigger)})", name="trigger"),
     )
 
     source_id: Mapped[uuid.UUID] = mapped_column(

@@ -15,13 +15,9 @@ from creativeflow.datasources.models import (
     DataSourceCheck,
     DataSourceCredential,
 )
-from creativeflow.db.repository import Repository
+from creativeflow.db.repository import Repository, escape_like
 
 SourceSort = Literal["name", "-name", "created_at", "-created_at", "updated_at", "-updated_at"]
-
-
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _ordering(sort: str) -> list[ColumnElement[Any]]:
@@ -71,7 +67,7 @@ class DataSourceRepository(Repository[DataSource]):
         if owner_id is not None:
             stmt = stmt.where(DataSource.owner_id == owner_id)
         if search:
-            pattern = f"%{_escape_like(search.lower())}%"
+            pattern = f"%{escape_like(search.lower())}%"
             stmt = stmt.where(
                 or_(
                     func.lower(DataSource.name).like(pattern, escape="\\"),

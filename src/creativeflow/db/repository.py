@@ -14,6 +14,11 @@ from creativeflow.db.base import Entity
 ModelT = TypeVar("ModelT", bound=Entity)
 
 
+def escape_like(value: str) -> str:
+    """`value` taken literally in a LIKE pattern (with `escape="\\"`)."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 class Repository(Generic[ModelT]):
     model: type[ModelT]
 

@@ -78,3 +78,8 @@ class OrderedEnum(TypeDecorator[EnumT], Generic[EnumT]):
 
     def __repr__(self) -> str:
         return f"OrderedEnum({self.enum_class.__name__})"
+
+
+def sql_values(enum: type[StrEnum]) -> str:
+    """An enum's values as a SQL list, for CHECK constraints (`'a', 'b'`)."""
+    return ", ".join(f"'{member.value}'" for member in enum)

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
-from creativeflow.db.repository import Repository
+from creativeflow.db.repository import Repository, escape_like
 from creativeflow.identity.models import ApiKey, AuthSession, RefreshToken, Role, User, UserRole
 
 # One user with their roles in one statement: a second one for the roles (`selectinload`)
@@ -65,7 +65,7 @@ class UserRepository(Repository[User]):
     ) -> tuple[Sequence[User], int]:
         stmt = select(User).options(selectinload(User.roles)).order_by(User.id)
         if search:
-            pattern = f"%{_escape_like(search.lower())}%"
+            pattern = f"%{escape_like(search.lower())}%"
             stmt = stmt.where(
                 or_(
                     User.username.like(pattern, escape="\\"),
@@ -231,7 +231,3 @@ class ApiKeyRepository(Repository[ApiKey]):
         if not include_revoked:
             stmt = stmt.where(ApiKey.revoked_at.is_(None))
         return await self.page(stmt, limit=limit, offset=offset)
-
-
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

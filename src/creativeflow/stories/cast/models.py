@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from creativeflow.db.base import Base, Entity
-from creativeflow.db.types import JSONDocument
+from creativeflow.db.types import JSONDocument, sql_values
 from creativeflow.db.versioning import Versioned
 
 
@@ -44,15 +44,11 @@ class Setting(StrEnum):
     EXTERIOR = "exterior"
 
 
-def _values(enum: type[StrEnum]) -> str:
-    return ", ".join(f"'{member.value}'" for member in enum)
-
-
 class Character(Versioned, Entity):
     __tablename__ = "story_characters"
     __table_args__ = (
         UniqueConstraint("project_id", "name_key", name="uq_story_characters_project_name"),
-        CheckConstraint(f"role IN ({_values(CharacterRole)})", name="role"),
+        CheckConstraint(f"role IN ({sql_values(CharacterRole)})", name="role"),
     )
 
     project_id: Mapped[uuid.UUID] = mapped_column(
@@ -71,7 +67,7 @@ class Location(Versioned, Entity):
     __tablename__ = "story_locations"
     __table_args__ = (
         UniqueConstraint("project_id", "name_key", name="uq_story_locations_project_name"),
-        CheckConstraint(f"setting IS NULL OR setting IN ({_values(Setting)})", name="setting"),
+        CheckConstraint(f"setting IS NULL OR setting IN ({sql_values(Setting)})", name="setting"),
     )
 
     project_id: Mapped[uuid.UUID] = mapped_column(

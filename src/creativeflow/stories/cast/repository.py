@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from creativeflow.db.repository import Repository
+from creativeflow.db.repository import Repository, escape_like
 from creativeflow.stories.cast.models import (
     Character,
     CharacterDesign,
@@ -21,10 +21,6 @@ from creativeflow.stories.content.models import Chapter, Panel, Scene
 
 CastT = TypeVar("CastT", Character, Location)
 LinkT = TypeVar("LinkT", CharacterDesign, LocationReference)
-
-
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class CastRepository(Repository[CastT], Generic[CastT, LinkT]):
@@ -43,7 +39,7 @@ class CastRepository(Repository[CastT], Generic[CastT, LinkT]):
         model: Any = self.model
         stmt = select(model).where(model.project_id == project_id)
         if search:
-            pattern = f"%{_escape_like(search.lower())}%"
+            pattern = f"%{escape_like(search.lower())}%"
             stmt = stmt.where(model.name_key.like(pattern, escape="\\"))
         return await self.page(stmt.order_by(model.name_key, model.id), limit=limit, offset=offset)
 

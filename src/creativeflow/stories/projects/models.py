@@ -14,7 +14,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column
 
 from creativeflow.db.base import Entity
-from creativeflow.db.types import JSONDocument
+from creativeflow.db.types import JSONDocument, sql_values
 from creativeflow.db.versioning import Versioned
 
 
@@ -44,16 +44,12 @@ class MemberRole(StrEnum):
     VIEWER = "viewer"
 
 
-def _values(enum: type[StrEnum]) -> str:
-    return ", ".join(f"'{member.value}'" for member in enum)
-
-
 class Project(Versioned, Entity):
     __tablename__ = "story_projects"
     __table_args__ = (
-        CheckConstraint(f"status IN ({_values(ProjectStatus)})", name="status"),
-        CheckConstraint(f"reading_direction IN ({_values(ReadingDirection)})", name="direction"),
-        CheckConstraint(f"page_format IN ({_values(PageFormat)})", name="page_format"),
+        CheckConstraint(f"status IN ({sql_values(ProjectStatus)})", name="status"),
+        CheckConstraint(f"reading_direction IN ({sql_values(ReadingDirection)})", name="direction"),
+        CheckConstraint(f"page_format IN ({sql_values(PageFormat)})", name="page_format"),
         Index("ix_story_projects_owner_id_updated_at", "owner_id", "updated_at"),
     )
 
@@ -82,7 +78,7 @@ class ProjectMember(Entity):
     __tablename__ = "story_project_members"
     __table_args__ = (
         UniqueConstraint("project_id", "user_id", name="uq_story_project_members_project_user"),
-        CheckConstraint(f"role IN ({_values(MemberRole)})", name="role"),
+        CheckConstraint(f"role IN ({sql_values(MemberRole)})", name="role"),
         # "Projects shared with me": by member.
         Index("ix_story_project_members_user_id", "user_id"),
     )

@@ -8,12 +8,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 
-from creativeflow.db.repository import Repository
+from creativeflow.db.repository import Repository, escape_like
 from creativeflow.stories.projects.models import Project, ProjectMember
-
-
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _ordering(sort: str) -> list[ColumnElement[Any]]:
@@ -76,7 +72,7 @@ class ProjectRepository(Repository[Project]):
             else:
                 stmt = stmt.where(or_(owned, Project.id.in_(shared)))
         if search:
-            pattern = f"%{_escape_like(search.lower())}%"
+            pattern = f"%{escape_like(search.lower())}%"
             stmt = stmt.where(
                 or_(
                     func.lower(Project.title).like(pattern, escape="\\"),
