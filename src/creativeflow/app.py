@@ -40,6 +40,7 @@ from creativeflow.stories.content.router import router as story_content_router
 from creativeflow.stories.instructions.router import router as story_instructions_router
 from creativeflow.stories.projects.router import router as projects_router
 from creativeflow.stories.prompts.router import router as story_prompts_router
+from creativeflow.stories.publishing.router import router as story_publishing_router
 from creativeflow.stories.style.router import router as story_style_router
 from creativeflow.stories.whole.router import router as story_whole_router
 from creativeflow.webhooks.router import router as webhooks_router
@@ -175,5 +176,6 @@ def _include_domain_routers(app: FastAPI) -> None:
     app.include_router(story_style_router, prefix=API_PREFIX)
     app.include_router(story_prompts_router, prefix=API_PREFIX)
     app.include_router(story_whole_router, prefix=API_PREFIX)
+    app.include_router(story_publishing_router, prefix=API_PREFIX)
     app.include_router(story_cast_router, prefix=API_PREFIX)
     app.include_router(realtime_router, prefix=API_PREFIX)

@@ -159,6 +159,11 @@ class Settings(BaseSettings):
     # The shortest check interval a source may ask for.
     datasource_min_check_interval_seconds: int = Field(default=60, ge=1)
 
+    # -- story studio --------------------------------------------------------------------------
+    # A PDF or CBZ export of a project with at most this many panels is answered in the
+    # request; a larger one runs as a job (`stories.export`) whose file is downloaded after.
+    story_export_inline_panels: int = Field(default=60, ge=0, le=2000)
+
     # -- realtime (WebSockets) -----------------------------------------------------------------
     # Each channel keeps its last REALTIME_REPLAY_EVENTS messages, none older than
     # REALTIME_REPLAY_SECONDS, for clients reconnecting with `since` (in Redis when REDIS_URL

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 JobResult = dict[str, Any]
 AsyncHandler = Callable[["JobContext", Any], Awaitable[JobResult]]
 SyncHandler = Callable[["SyncJobContext", Any], JobResult]
+PruneHandler = Callable[["Platform", dict[str, Any]], Awaitable[None]]
 
 # Modules whose import registers the platform's own kinds.
 BUILTIN_JOB_MODULES = (
@@ -29,6 +30,7 @@ BUILTIN_JOB_MODULES = (
     "creativeflow.providers.jobs",
     "creativeflow.webhooks.jobs",
     "creativeflow.datasources.jobs",
+    "creativeflow.stories.publishing.jobs",
 )
 
 
@@ -55,6 +57,9 @@ class JobKind:
     time_limit_seconds: float = 600.0
     retries: Retries = field(default_factory=Retries)
     cpu_heavy: bool = False
+    # What a succeeded job of this kind left outside its row (an export's file), removed when
+    # `jobs.prune` deletes the job: called with the platform and the job's result.
+    on_prune: PruneHandler | None = None
 
 
 class JobKindRegistry:
@@ -86,6 +91,7 @@ def job_kind(
     time_limit_seconds: float = 600.0,
     retries: Retries | None = None,
     cpu_heavy: bool = False,
+    on_prune: PruneHandler | None = None,
 ) -> Callable[[Any], Any]:
     """Decorator registering the function below it as the handler of kind `name`."""
 
@@ -99,6 +105,7 @@ def job_kind(
                 time_limit_seconds=time_limit_seconds,
                 retries=retries or Retries(),
                 cpu_heavy=cpu_heavy,
+                on_prune=on_prune,
             )
         )
         return handler

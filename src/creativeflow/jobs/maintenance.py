@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field
 
 from creativeflow.db.types import utcnow
 from creativeflow.jobs.context import JobContext
-from creativeflow.jobs.kinds import Retries, job_kind
+from creativeflow.jobs.kinds import Retries, job_kind, job_kinds
+from creativeflow.jobs.models import JobStatus
 from creativeflow.jobs.repository import JobRepository
 
 PRUNE_KIND = "jobs.prune"
@@ -28,15 +29,23 @@ class PruneInput(BaseModel):
     retries=Retries(max_attempts=3, backoff_seconds=60),
 )
 async def prune_finished_jobs(context: JobContext, data: PruneInput) -> dict[str, Any]:
+    platform = context.platform
     cut_off = utcnow() - timedelta(days=data.older_than_days)
     deleted = 0
     while True:
-        # Small batches, each its own transaction: a large backlog never holds a long lock
-        # (nor, on SQLite, the write gate) against requests.
-        async with context.platform.write_transaction() as session:
-            batch = await JobRepository(session).prune(cut_off, _BATCH)
-        deleted += batch
-        if batch < _BATCH:
+        # Small batches, each its own short transaction: a large backlog never holds a long
+        # lock (nor, on SQLite, the write gate) against requests.
+        async with platform.read_sessions() as session:
+            batch = await JobRepository(session).prunable(cut_off, _BATCH)
+        # What a job left outside its row goes first: a file whose job is gone is never
+        # found again, a job whose file is gone says so.
+        for _, kind_name, status, result in batch:
+            kind = job_kinds.get(kind_name)
+            if kind is not None and kind.on_prune is not None and status is JobStatus.SUCCEEDED:
+                await kind.on_prune(platform, result or {})
+        async with platform.write_transaction() as session:
+            deleted += await JobRepository(session).delete_finished([row[0] for row in batch])
+        if len(batch) < _BATCH:
             break
         await context.progress(0.5, f"{deleted} jobs deleted so far")
     return {"deleted": deleted, "finished_before": cut_off.isoformat()}

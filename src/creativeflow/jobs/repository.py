@@ -363,21 +363,23 @@ class JobRepository(Repository[Job]):
         if job_ids:
             await self.session.execute(update(Job).where(Job.id.in_(job_ids)).values(woken_at=now))
 
-    async def prune(self, finished_before: datetime, limit: int) -> int:
-        """Delete up to `limit` jobs finished before the cut-off; how many went."""
-        doomed = (
-            select(Job.id)
-            .where(
-                Job.status.in_(list(FINISHED_STATUSES)),
-                Job.finished_at < finished_before,
-            )
+    async def prunable(
+        self, finished_before: datetime, limit: int
+    ) -> list[tuple[uuid.UUID, str, JobStatus, dict[str, Any] | None]]:
+        """Up to `limit` jobs finished before the cut-off: id, kind, status and result."""
+        stmt = (
+            select(Job.id, Job.kind, Job.status, Job.result)
+            .where(Job.status.in_(list(FINISHED_STATUSES)), Job.finished_at < finished_before)
+            .order_by(Job.finished_at)
             .limit(limit)
         )
-        ids = list((await self.session.execute(doomed)).scalars())
-        if not ids:
+        return [tuple(row) for row in (await self.session.execute(stmt)).all()]  # type: ignore[misc]
+
+    async def delete_finished(self, job_ids: Sequence[uuid.UUID]) -> int:
+        if not job_ids:
             return 0
-        await self.session.execute(delete(Job).where(Job.id.in_(ids)))
-        return len(ids)
+        stmt = delete(Job).where(Job.id.in_(job_ids), Job.status.in_(list(FINISHED_STATUSES)))
+        return (await self.session.execute(stmt)).rowcount  # type: ignore[attr-defined,no-any-return]
 
     async def counts_by_status(self) -> dict[str, int]:
         stmt = select(Job.status, func.count()).group_by(Job.status)

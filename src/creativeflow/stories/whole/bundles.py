@@ -43,6 +43,7 @@ from creativeflow.stories.style.schemas import StyleGuideFields
 from creativeflow.stories.whole.bundle_schemas import (
     CastEntry,
     ChapterEntry,
+    Digest,
     ImageEntry,
     ImageLink,
     InstructionEntry,
@@ -95,6 +96,13 @@ class BundleService:
     # -- export --------------------------------------------------------------------------------
 
     async def export(self, project_id: uuid.UUID) -> StoryBundle:
+        return (await self.export_with_storage(project_id))[0]
+
+    async def export_with_storage(
+        self, project_id: uuid.UUID
+    ) -> tuple[StoryBundle, dict[Digest, str]]:
+        """The bundle, and where each of its images is stored (content address to storage key),
+        for the exports that draw them."""
         project = (await self.projects.grant(project_id, Need.READ)).project
         guide = await self.guides.of_project(project_id)
         chapters = await self.rows.chapters(project_id)
@@ -185,7 +193,7 @@ class BundleService:
             ),
             key=lambda e: (e.scope, sorted(e.target.items()), e.fields.get("text", "")),
         )
-        return StoryBundle(
+        bundle = StoryBundle(
             exported_at=utcnow(),
             project=_fields(project, ProjectCreate),
             style_guide=_fields(guide, StyleGuideFields, skip=("reference_image_ids",))
@@ -224,6 +232,7 @@ class BundleService:
                 for image in stored
             },
         )
+        return bundle, {image.sha256: image.storage_key for image in stored}
 
     # -- import --------------------------------------------------------------------------------
 

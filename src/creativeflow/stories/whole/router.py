@@ -1,4 +1,5 @@
-"""A project's stats (`GET /projects/{id}/stats`) and duplication (`POST /projects/{id}/duplicate`).
+"""A project's stats (`GET /projects/{id}/stats`), duplication (`POST /projects/{id}/duplicate`)
+and import from a bundle (`POST /projects/import`; the export is `publishing/router.py`).
 
 A project you are not a member of is 404 PROJECT_NOT_FOUND.
 """
@@ -6,9 +7,9 @@ A project you are not a member of is 404 PROJECT_NOT_FOUND.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import Body, Depends, Path, Query, Response, status
+from fastapi import Body, Depends, Path, Response, status
 
 from creativeflow.http.auth import DbSession, require_permission
 from creativeflow.http.problems import error_responses
@@ -68,27 +69,6 @@ async def duplicate_project(
     response.headers["Location"] = f"/api/v1/projects/{copy.id}"
     set_etag(response, copy.version)
     return project_read(copy, "owner")
-
-
-@router.get(
-    "/{project_id}/export",
-    response_model=StoryBundle,
-    summary="Export a whole project as a JSON bundle",
-    description="Everything in it (style guide, cast, chapters, scenes, panels with dialogue "
-    "and prompts, instructions) with no ids: places and keys instead, images by content "
-    "address. `POST /projects/import` makes a project again from it. Any member.",
-    responses=error_responses(401, 403, 404, 422),
-)
-async def export_project(
-    project_id: ProjectId,
-    session: DbSession,
-    principal: Reader,
-    response: Response,
-    format: Annotated[Literal["json"], Query(description="json (pdf and cbz are coming)")] = "json",
-) -> StoryBundle:
-    bundle = await BundleService(session, principal).export(project_id)
-    response.headers["Content-Disposition"] = f'attachment; filename="project-{project_id}.json"'
-    return bundle
 
 
 @router.post(
