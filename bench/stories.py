@@ -10,7 +10,10 @@ chapter's scenes, reordering the 50-panel scene):
   must be equal (a fixed number, whatever the size);
 - p50/p95 latency under wrk at 16 connections against the server, beside the bare Starlette
   app's `GET /` at the same concurrency (the baseline of the same run). Target: p95 under
-  200 ms.
+  200 ms;
+- the PDF export of the large project (every other panel showing one of 8 photographs, the
+  others placeholder frames): its time as a job and the server's peak memory above idle,
+  beside the JSON bundle of the same project.
 
     .venv/bin/python bench/stories.py                       # SQLite
     .venv/bin/python bench/stories.py --backend postgresql
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import sys
 import tempfile
@@ -28,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from PIL import Image
 from sqlalchemy import event
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -37,10 +42,25 @@ from bench.uploads import PASSWORD, PG_SERVER, baseline_server, platform_server,
 from tests.databases import create_postgres_database, drop_postgres_database
 
 CHAPTERS, SCENES, PANELS, LONG_SCENE = 20, 10, 8, 50
+IMAGES = 8  # photographs, each shown on every eighth panel of the large project
 
 
-async def build(client: httpx.AsyncClient, shape: tuple[int, int, int]) -> dict[str, Any]:
-    """A project of chapters x scenes x panels, and one more scene of LONG_SCENE panels."""
+def photo(seed: int) -> bytes:
+    """A 1024 x 768 JPEG with the detail of a photograph (noise over a gradient), ~300 KB."""
+    noise = Image.effect_noise((1024, 768), 60).convert("RGB")
+    gradient = Image.linear_gradient("L").resize((1024, 768)).convert("RGB")
+    tint = Image.new("RGB", (1024, 768), ((seed * 70) % 256, (seed * 130) % 256, 160))
+    picture = Image.blend(Image.blend(noise, gradient, 0.5), tint, 0.4)
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+async def build(
+    client: httpx.AsyncClient, shape: tuple[int, int, int], *, images: int = 0
+) -> dict[str, Any]:
+    """A project of chapters x scenes x panels, and one more scene of LONG_SCENE panels; with
+    `images`, that many photographs are uploaded and every other panel shows one."""
     chapters, scenes, panels = shape
 
     async def post(url: str, payload: dict[str, Any]) -> str:
@@ -55,12 +75,21 @@ async def build(client: httpx.AsyncClient, shape: tuple[int, int, int]) -> dict[
         await post(f"/api/v1/projects/{project}/chapters", {"title": f"Chapter {n}"})
         for n in range(chapters)
     ]
+    image_ids = []
+    for n in range(images):
+        uploaded = await client.post(
+            "/api/v1/images/upload",
+            files={"file": (f"photo-{n}.jpg", photo(n), "image/jpeg")},
+            data={"subject_type": "project", "subject_id": project},
+        )
+        uploaded.raise_for_status()
+        image_ids.append(uploaded.json()["id"])
 
     async def fill_chapter(chapter: str) -> None:
         for n in range(scenes):
             scene = await post(f"/api/v1/chapters/{chapter}/scenes", {"title": f"Scene {n}"})
             for m in range(panels):
-                await post(
+                made = await post(
                     f"/api/v1/scenes/{scene}/panels",
                     {
                         "description": f"Panel {m} of scene {n}",
@@ -68,6 +97,12 @@ async def build(client: httpx.AsyncClient, shape: tuple[int, int, int]) -> dict[
                         "dialogue": [{"text": "A line of dialogue in four words."}],
                     },
                 )
+                if image_ids and m % 2 == 0:
+                    selected = await client.patch(
+                        f"/api/v1/panels/{made}",
+                        json={"selected_image_id": image_ids[(n * panels + m) % len(image_ids)]},
+                    )
+                    selected.raise_for_status()
 
     await asyncio.gather(*(fill_chapter(chapter) for chapter in chapter_ids))
     long_scene = await post(f"/api/v1/chapters/{chapter_ids[0]}/scenes", {"title": "Long"})
@@ -137,6 +172,61 @@ async def count_statements(
     return counts
 
 
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+async def pdf_export(client: httpx.AsyncClient, server_pid: int, project: str) -> dict[str, Any]:
+    """The project's PDF made by a `stories.export` job on the server: submit to succeeded,
+    and the server's resident memory above what it held just before (sampled every 20 ms);
+    beside the JSON bundle of the same project (the same reads, no drawing), best of three."""
+    url = f"/api/v1/projects/{project}/export"
+    bundle_seconds = []
+    for _ in range(3):
+        started = time.perf_counter()
+        (await client.get(url, params={"format": "json"})).raise_for_status()
+        bundle_seconds.append(time.perf_counter() - started)
+    idle = peak = rss_kb(server_pid)
+    sampling = True
+
+    async def sample() -> None:
+        nonlocal peak
+        while sampling:
+            peak = max(peak, rss_kb(server_pid))
+            await asyncio.sleep(0.02)
+
+    sampler = asyncio.create_task(sample())
+    started = time.perf_counter()
+    queued = await client.get(url, params={"format": "pdf", "background": "true"})
+    queued.raise_for_status()
+    job_id = queued.json()["job"]["id"]
+    while True:
+        job = (await client.get(f"/api/v1/jobs/{job_id}")).json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            break
+        await asyncio.sleep(0.1)
+    seconds = time.perf_counter() - started
+    sampling = False
+    await sampler
+    if job["status"] != "succeeded":
+        raise RuntimeError(f"the export {job['status']}: {job['error']}")
+    downloaded = await client.get(queued.json()["download_url"])
+    downloaded.raise_for_status()
+    return {
+        "seconds": round(seconds, 2),
+        "json_bundle_seconds": round(min(bundle_seconds), 3),
+        "ratio_to_json_bundle": round(seconds / min(bundle_seconds), 1),
+        "pages": job["result"]["pages"],
+        "file_mb": round(len(downloaded.content) / 1e6, 2),
+        "server_rss_idle_mb": round(idle / 1024, 1),
+        "peak_rss_above_idle_mb": round((peak - idle) / 1024, 1),
+        "warnings": len(job["result"]["warnings"]),
+    }
+
+
 def latency(
     base_url: str,
     workdir: Path,
@@ -190,7 +280,7 @@ async def run(args: argparse.Namespace, database_url: str, workdir: Path) -> dic
         async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=120) as client:
             started = time.perf_counter()
             built = {
-                "20x10x8": await build(client, (CHAPTERS, SCENES, PANELS)),
+                "20x10x8": await build(client, (CHAPTERS, SCENES, PANELS), images=IMAGES),
                 "1x1x1": await build(client, (1, 1, 1)),
             }
             results["build_seconds"] = round(time.perf_counter() - started, 1)
@@ -198,6 +288,10 @@ async def run(args: argparse.Namespace, database_url: str, workdir: Path) -> dic
         token = headers["Authorization"].removeprefix("Bearer ")
         for name, request in scenarios(built["20x10x8"]).items():
             results[name] = latency(server.url, workdir, name, request, token, args)
+        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=120) as client:
+            results["pdf export"] = await pdf_export(
+                client, server.pid, built["20x10x8"]["project"]
+            )
     finally:
         server.stop()
     return results
