@@ -19,7 +19,7 @@ from creativeflow.stories.content.models import Panel
 from tests.assets.images import UPLOAD, png
 from tests.factories import TestUser as SignedInUser
 from tests.factories import UserFactory
-from tests.stories.helpers import chapter, panel, project, scene
+from tests.stories.helpers import chapter, panel, post, project, scene
 
 BASE = "/api/v1/projects"
 GUIDE = {
@@ -132,15 +132,27 @@ async def test_style_guide_versions_and_access(users: UserFactory) -> None:
 # -- stats ----------------------------------------------------------------------------------
 
 
-async def build(user: SignedInUser, chapters: int, scenes: int, panels: int) -> dict[str, Any]:
+async def build(
+    user: SignedInUser, chapters: int, scenes: int, panels: int, *, cast: bool = False
+) -> dict[str, Any]:
+    """chapters x scenes x panels; with `cast`, every panel has a character and a location."""
     book = await project(user)
+    casting: dict[str, Any] = {}
+    if cast:
+        who = await post(user, f"{BASE}/{book['id']}/characters", {"name": "Mara"})
+        where = await post(user, f"{BASE}/{book['id']}/locations", {"name": "Tower"})
+        casting = {"character_ids": [who["id"]], "location_id": where["id"]}
     for c in range(chapters):
         ch = await chapter(user, book["id"], f"Chapter {c + 1}")
         for s in range(scenes):
             sc = await scene(user, ch["id"], f"Scene {s + 1}")
             for p in range(panels):
                 await panel(
-                    user, sc["id"], f"Panel {p + 1}", dialogue=[{"kind": "speech", "text": "a b"}]
+                    user,
+                    sc["id"],
+                    f"Panel {p + 1}",
+                    dialogue=[{"kind": "speech", "text": "a b"}],
+                    **casting,
                 )
     return book
 
@@ -259,12 +271,50 @@ async def test_stats_of_a_built_project(users: UserFactory, session: AsyncSessio
     assert (await stranger.get(f"{BASE}/{book['id']}/stats")).status_code == 404
 
 
+async def test_stats_count_characters_and_locations(users: UserFactory) -> None:
+    """The project's are all it defines; a chapter's, the distinct ones its panels use."""
+    owner, viewer = await users.create(), await users.create()
+    book = await project(owner)
+    await share(owner, book["id"], viewer, "viewer")
+    cast = f"{BASE}/{book['id']}"
+    mara, jonah, _unused = [
+        await post(owner, f"{cast}/characters", {"name": name})
+        for name in ("Mara", "Jonah", "Nobody")
+    ]
+    tower, shore, _nowhere = [
+        await post(owner, f"{cast}/locations", {"name": name})
+        for name in ("Tower", "Shore", "Nowhere")
+    ]
+    one = await chapter(owner, book["id"], "One")
+    two = await chapter(owner, book["id"], "Two")
+    stairs = await scene(owner, one["id"], "Stairs")
+    lamp = await scene(owner, one["id"], "Lamp")
+    beach = await scene(owner, two["id"], "Beach")
+    both = [mara["id"], jonah["id"]]
+    await panel(owner, stairs["id"], "Both climb", character_ids=both, location_id=tower["id"])
+    await panel(owner, stairs["id"], "Mara alone", character_ids=[mara["id"]])
+    await panel(owner, lamp["id"], "The lamp", location_id=tower["id"])
+    await panel(owner, lamp["id"], "Nobody here")
+    await panel(owner, beach["id"], "Mara again", character_ids=[mara["id"]])
+    await panel(owner, beach["id"], "The shore", location_id=shore["id"])
+    await panel(owner, beach["id"], "Still the shore", location_id=shore["id"])
+
+    response = await viewer.get(f"{BASE}/{book['id']}/stats")
+    assert response.status_code == 200, response.text
+    stats = response.json()
+    assert (stats["characters"], stats["locations"]) == (3, 3)
+    rows = [(c["title"], c["panels"], c["characters"], c["locations"]) for c in stats["by_chapter"]]
+    # Mara: in two panels of One (counted once there) and in Two (counted there too); the
+    # unused character and location count in the project's totals only.
+    assert rows == [("One", 4, 2, 1), ("Two", 3, 1, 1)]
+
+
 async def test_stats_take_the_same_number_of_statements_whatever_the_size(
     users: UserFactory, engine: AsyncEngine
 ) -> None:
     user = await users.create()
-    small = await build(user, 1, 1, 1)
-    large = await build(user, 5, 3, 4)
+    small = await build(user, 1, 1, 1, cast=True)
+    large = await build(user, 5, 3, 4, cast=True)
     counts = []
     for book in (small, large):
         with statements(engine) as seen:
@@ -272,6 +322,8 @@ async def test_stats_take_the_same_number_of_statements_whatever_the_size(
         assert response.status_code == 200
         counts.append(len(seen))
     assert response.json()["panels"] == 60 and response.json()["dialogue_words"] == 120
+    chapters = response.json()["by_chapter"]
+    assert [(c["characters"], c["locations"]) for c in chapters] == [(1, 1)] * 5
     assert counts[0] == counts[1] and counts[0] <= 12, counts
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import case, func, insert, select
+from sqlalchemy.orm import aliased
 
 from creativeflow.db.base import Base, Entity
 from creativeflow.db.repository import Repository
@@ -36,12 +37,23 @@ class ChapterRow:
 
 @dataclass(frozen=True, slots=True)
 class PanelTotals:
-    """One chapter's panels: how many, how many with a selected image, their words."""
+    """One chapter's panels: how many, how many with a selected image, their words, and the
+    distinct characters appearing in them and locations they are set at."""
 
     chapter_id: uuid.UUID
     panels: int
     with_image: int
     dialogue_words: int
+    characters: int
+    locations: int
+
+
+@dataclass(frozen=True, slots=True)
+class CastTotals:
+    """The characters and locations a project defines, used in a panel or not."""
+
+    characters: int
+    locations: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +84,17 @@ class StatsRepository(Repository[Chapter]):
         ]
 
     async def panel_totals(self, project_id: uuid.UUID) -> list[PanelTotals]:
-        """Per chapter (one grouped statement)."""
+        """Per chapter (one grouped statement; the chapter's distinct characters come from a
+        subquery on the grouped chapter, as a join would count each panel once per character)."""
+        cast, cast_panel, cast_scene = aliased(PanelCharacter), aliased(Panel), aliased(Scene)
+        characters = (
+            select(func.count(func.distinct(cast.character_id)))
+            .join(cast_panel, cast_panel.id == cast.panel_id)
+            .join(cast_scene, cast_scene.id == cast_panel.scene_id)
+            .where(cast_scene.chapter_id == Scene.chapter_id)
+            .correlate(Scene)
+            .scalar_subquery()
+        )
         stmt = (
             select(
                 Scene.chapter_id,
@@ -81,15 +103,30 @@ class StatsRepository(Repository[Chapter]):
                     func.sum(case((Panel.selected_image_id.is_not(None), 1), else_=0)), 0
                 ),
                 func.coalesce(func.sum(Panel.dialogue_words), 0),
+                characters,
+                func.count(func.distinct(Panel.location_id)),  # NULL (no location) not counted
             )
             .join(Scene, Scene.id == Panel.scene_id)
             .where(Panel.project_id == project_id)
             .group_by(Scene.chapter_id)
         )
         return [
-            PanelTotals(row[0], int(row[1]), int(row[2]), int(row[3]))
+            PanelTotals(row[0], int(row[1]), int(row[2]), int(row[3]), int(row[4]), int(row[5]))
             for row in await self.session.execute(stmt)
         ]
+
+    async def cast_totals(self, project_id: uuid.UUID) -> CastTotals:
+        """How many characters and locations the project has (one statement)."""
+        stmt = select(
+            select(func.count(Character.id))
+            .where(Character.project_id == project_id)
+            .scalar_subquery(),
+            select(func.count(Location.id))
+            .where(Location.project_id == project_id)
+            .scalar_subquery(),
+        )
+        row = (await self.session.execute(stmt)).one()
+        return CastTotals(int(row[0]), int(row[1]))
 
     @staticmethod
     def _project_jobs(project_id: uuid.UUID) -> Any:

@@ -36,8 +36,10 @@ Writer = Annotated[Principal, Depends(require_permission(Permission.STORIES_WRIT
     response_model=ProjectStats,
     summary="A project's counts, generations and usage, in total and per chapter",
     description="Chapters, scenes, panels, words of dialogue, panels with and without a "
-    "selected image; the project's generation jobs by status and their provider usage. A "
-    "fixed number of queries whatever the project's size.",
+    "selected image, characters and locations; the project's generation jobs by status and "
+    "their provider usage. The project's `characters` and `locations` are all it defines; a "
+    "chapter's are the distinct ones appearing in its panels. A fixed number of queries "
+    "whatever the project's size.",
     responses=error_responses(401, 403, 404, 422),
 )
 async def project_stats(

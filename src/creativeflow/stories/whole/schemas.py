@@ -29,17 +29,23 @@ class ContentCounts(BaseModel):
     dialogue_words: int
     panels_with_image: int
     panels_without_image: int
+    characters: int
+    locations: int
 
 
 class ChapterStats(ContentCounts):
     chapter_id: uuid.UUID
     position: int
     title: str
+    characters: int = Field(description="Distinct characters appearing in the chapter's panels")
+    locations: int = Field(description="Distinct locations the chapter's panels are set at")
 
 
 class ProjectStats(ContentCounts):
     project_id: uuid.UUID
     chapters: int
+    characters: int = Field(description="The project's characters, used in a panel or not")
+    locations: int = Field(description="The project's locations, used in a panel or not")
     generations: GenerationStats
     usage: UsageStats
     by_chapter: list[ChapterStats] = Field(description="In reading order")

@@ -46,7 +46,9 @@ from creativeflow.stories.whole.schemas import (
 )
 
 
-def _counts(totals: list[PanelTotals], scenes: int) -> dict[str, int]:
+def _counts(
+    totals: list[PanelTotals], scenes: int, characters: int, locations: int
+) -> dict[str, int]:
     panels = sum(total.panels for total in totals)
     with_image = sum(total.with_image for total in totals)
     return ContentCounts(
@@ -55,7 +57,15 @@ def _counts(totals: list[PanelTotals], scenes: int) -> dict[str, int]:
         dialogue_words=sum(total.dialogue_words for total in totals),
         panels_with_image=with_image,
         panels_without_image=panels - with_image,
+        characters=characters,
+        locations=locations,
     ).model_dump()
+
+
+def _chapter_counts(totals: PanelTotals | None, scenes: int) -> dict[str, int]:
+    if totals is None:  # no panels
+        return _counts([], scenes, 0, 0)
+    return _counts([totals], scenes, totals.characters, totals.locations)
 
 
 class StatsService:
@@ -64,17 +74,21 @@ class StatsService:
         self.stats = StatsRepository(session)
 
     async def project_stats(self, project_id: uuid.UUID) -> ProjectStats:
-        """Counts for the project and per chapter, in five statements whatever its size."""
+        """Counts for the project and per chapter, in six statements whatever its size. The
+        project's characters and locations are those it defines; a chapter's, the distinct ones
+        its panels use (so the chapters' numbers need not add up to the project's)."""
         await self.projects.grant(project_id, Need.READ)
         chapters = await self.stats.chapters(project_id)
         totals = await self.stats.panel_totals(project_id)
+        cast = await self.stats.cast_totals(project_id)
         by_status = await self.stats.jobs_by_status(project_id)
         usage = await self.stats.usage(project_id)
-        per_chapter = {total.chapter_id: [total] for total in totals}
+        per_chapter = {total.chapter_id: total for total in totals}
+        scenes = sum(chapter.scenes for chapter in chapters)
         return ProjectStats(
             project_id=project_id,
             chapters=len(chapters),
-            **_counts(totals, sum(chapter.scenes for chapter in chapters)),
+            **_counts(totals, scenes, cast.characters, cast.locations),
             generations=GenerationStats(total=sum(by_status.values()), by_status=by_status),
             usage=UsageStats(
                 calls=usage.calls,
@@ -89,7 +103,7 @@ class StatsService:
                     chapter_id=chapter.id,
                     position=chapter.position,
                     title=chapter.title,
-                    **_counts(per_chapter.get(chapter.id, []), chapter.scenes),
+                    **_chapter_counts(per_chapter.get(chapter.id), chapter.scenes),
                 )
                 for chapter in chapters
             ],
