@@ -13,8 +13,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 
@@ -39,19 +37,13 @@ from creativeflow.assets.service import (
     SubjectRef,
     delete_unused_objects,
     ensure_still_stored,
-    prepare_upload,
     read_object,
-    store_bytes,
+    receive_image,
     store_thumbnail,
 )
-from creativeflow.assets.uploads import (
-    FILE_FIELD,
-    UploadLimits,
-    receive_upload,
-    upload_directory,
-)
-from creativeflow.db.ids import uuid7
+from creativeflow.assets.uploads import FILE_FIELD
 from creativeflow.http.auth import CurrentPrincipal, DbSession, require_permission
+from creativeflow.http.forms import form_model, multipart_body
 from creativeflow.http.headers import IdempotencyKey
 from creativeflow.http.pagination import Limit, Offset, Page
 from creativeflow.http.problems import error_responses
@@ -108,20 +100,6 @@ def _not_modified(request: Request, etag: str) -> bool:
 # -- upload --------------------------------------------------------------------------------------
 
 
-def _upload_form(fields: dict[str, list[str]]) -> UploadForm:
-    values: dict[str, Any] = {}
-    for name, given in fields.items():
-        if name != "tags" and len(given) > 1:
-            raise ValidationException.for_field(name, "send this field once")
-        values[name] = given if name == "tags" else given[0]
-    try:
-        return UploadForm.model_validate(values)
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**err, "loc": ("body", *err["loc"])} for err in exc.errors()]
-        ) from exc
-
-
 def _upload_subject(form: UploadForm) -> tuple[SubjectRef, str] | None:
     """The subject the upload belongs to, and the field that named it."""
     if form.panel_id is not None:
@@ -138,88 +116,47 @@ def _upload_subject(form: UploadForm) -> tuple[SubjectRef, str] | None:
     return None
 
 
-_UPLOAD_BODY = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": [FILE_FIELD],
-                "properties": {
-                    FILE_FIELD: {
-                        "type": "string",
-                        "format": "binary",
-                        "description": "A JPEG, PNG or WebP image (judged by its bytes)",
-                    },
-                    **UploadForm.model_json_schema()["properties"],
-                },
-            }
-        }
-    },
-}
+_UPLOAD_BODY = multipart_body(
+    UploadForm, FILE_FIELD, "A JPEG, PNG or WebP image (judged by its bytes)"
+)
 
 
 async def upload_image(
     request: Request, response: Response, principal: CurrentPrincipal
 ) -> ImageRead:
     platform = request.app.state.platform
-    settings = platform.settings
     # Authentication may have opened the request's session: close it before the slow part.
     await _end_database_work(request)
-    upload = await receive_upload(
-        request.stream(),
-        content_type=request.headers.get("content-type"),
-        content_length=request.headers.get("content-length"),
-        directory=upload_directory(settings.data_dir),
-        limits=UploadLimits(max_file_bytes=settings.image_upload_max_bytes),
-    )
-    try:
-        form = _upload_form(upload.fields)
+
+    async def checked(
+        fields: dict[str, list[str]],
+    ) -> tuple[UploadForm, tuple[SubjectRef, str] | None]:
+        form = form_model(UploadForm, fields, repeatable={"tags"})
         subject = _upload_subject(form)
         if subject is not None:
             # Before any decoding: a subject the caller may not write is 404 at once.
             async with platform.read_sessions() as session:
                 await ImageService(session).check_subject(principal, *subject)
-        prepared = await prepare_upload(
-            upload.path,
-            upload.image_format,
-            max_pixels=settings.image_max_pixels,
-            slots=platform.image_decode_slots,
-        )
-    finally:
-        upload.discard()
-    stored = await store_bytes(
-        platform.storage,
-        uuid7(),
-        prepared.data,
-        width=prepared.width,
-        height=prepared.height,
-        image_format=prepared.format,
-        dominant_colors=prepared.dominant_colors,
+        return form, subject
+
+    uploaded, (form, subject) = await receive_image(
+        platform,
+        request.stream(),
+        content_type=request.headers.get("content-type"),
+        content_length=request.headers.get("content-length"),
+        check=checked,
     )
-    details = {
-        "upload": {
-            "filename": upload.filename,
-            "sha256": upload.sha256,
-            "size_bytes": upload.size,
-            "format": upload.image_format,
-        }
-    }
     async with unit_of_work(request) as session:
         service = ImageService(session)
         if subject is not None:
             await service.check_subject(principal, *subject)
-        image = await service.record(
-            stored,
+        image = await service.record_upload(
+            uploaded,
             owner_id=principal.user_id,
-            subject_type=subject[0].type if subject else None,
-            subject_id=subject[0].id if subject else None,
-            job_id=None,
-            details=details,
-            origin=ImageOrigin.UPLOAD,
+            subject=subject[0] if subject else None,
             tags=form.tags,
         )
-    await ensure_still_stored(platform.storage, stored, prepared.data)
+    await ensure_still_stored(platform.storage, uploaded.stored, uploaded.data)
     response.headers["Location"] = f"/api/v1/images/{image.id}"
     return ImageRead.of(image)
 

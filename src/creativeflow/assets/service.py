@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,11 +32,24 @@ from creativeflow.assets.imaging import CONTENT_TYPES, DominantColour
 from creativeflow.assets.models import Image, ImageOrigin, tag_key
 from creativeflow.assets.repository import ImageFilters, ImageRepository
 from creativeflow.assets.storage import ObjectNotFound, ObjectStorage, StorageUnavailable
+from creativeflow.assets.uploads import UploadLimits, receive_upload, upload_directory
+from creativeflow.db.ids import uuid7
 from creativeflow.identity.principal import Principal
 from creativeflow.shared.core.exceptions import NotFoundException
 from creativeflow.shared.core.logging import get_logger
 
-__all__ = ["CONTENT_TYPES", "ImageNotFound", "ImageService", "StoredImage", "put_image_bytes"]
+if TYPE_CHECKING:
+    from creativeflow.platform import Platform
+
+__all__ = [
+    "CONTENT_TYPES",
+    "ImageNotFound",
+    "ImageService",
+    "StoredImage",
+    "UploadedImage",
+    "put_image_bytes",
+    "receive_image",
+]
 
 _log = get_logger("creativeflow.assets")
 DERIVED_LISTED = 100
@@ -162,6 +175,71 @@ async def prepare_upload(
         )
 
 
+FormT = TypeVar("FormT")
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedImage:
+    """An upload received, re-encoded and stored: its row is still to be written
+    (`ImageService.record_upload`, in the caller's unit of work), and once that has committed
+    the bytes checked (`ensure_still_stored(storage, uploaded.stored, uploaded.data)`)."""
+
+    stored: StoredImage
+    data: bytes
+    details: dict[str, Any]
+
+
+async def receive_image(
+    platform: Platform,
+    stream: AsyncIterator[bytes],
+    *,
+    content_type: str | None,
+    content_length: str | None,
+    check: Callable[[dict[str, list[str]]], Awaitable[FormT]],
+) -> tuple[UploadedImage, FormT]:
+    """An image upload, with no transaction open (close the request's session first): the
+    multipart body streamed in (IMAGE_UPLOAD_MAX_BYTES, the format judged by the bytes: 413,
+    415, 422 naming `file`), its text fields given to `check` (validate them, check access:
+    raise to refuse; what it returns is returned), then the image decoded, turned upright and
+    re-encoded (IMAGE_MAX_PIXELS) and its bytes stored, content addressed."""
+    settings = platform.settings
+    upload = await receive_upload(
+        stream,
+        content_type=content_type,
+        content_length=content_length,
+        directory=upload_directory(settings.data_dir),
+        limits=UploadLimits(max_file_bytes=settings.image_upload_max_bytes),
+    )
+    try:
+        form = await check(upload.fields)
+        prepared = await prepare_upload(
+            upload.path,
+            upload.image_format,
+            max_pixels=settings.image_max_pixels,
+            slots=platform.image_decode_slots,
+        )
+    finally:
+        upload.discard()
+    stored = await store_bytes(
+        platform.storage,
+        uuid7(),
+        prepared.data,
+        width=prepared.width,
+        height=prepared.height,
+        image_format=prepared.format,
+        dominant_colors=prepared.dominant_colors,
+    )
+    details = {
+        "upload": {
+            "filename": upload.filename,
+            "sha256": upload.sha256,
+            "size_bytes": upload.size,
+            "format": upload.image_format,
+        }
+    }
+    return UploadedImage(stored, prepared.data, details), form
+
+
 async def ensure_still_stored(storage: ObjectStorage, stored: StoredImage, data: bytes) -> None:
     """After the row committed: when the bytes were already stored, a concurrent delete of
     the last other image with them may have removed the object in between; put it back. The
@@ -272,6 +350,26 @@ class ImageService:
         await self.images.add(image)
         await self.images.add_tags(image.id, [tag_key(tag) for tag in tags])
         return image
+
+    async def record_upload(
+        self,
+        uploaded: UploadedImage,
+        *,
+        owner_id: uuid.UUID,
+        subject: SubjectRef | None,
+        tags: Sequence[str] = (),
+    ) -> Image:
+        """The row of an upload (`receive_image`), of `subject` when given."""
+        return await self.record(
+            uploaded.stored,
+            owner_id=owner_id,
+            subject_type=subject.type if subject else None,
+            subject_id=subject.id if subject else None,
+            job_id=None,
+            details=uploaded.details,
+            origin=ImageOrigin.UPLOAD,
+            tags=tags,
+        )
 
     async def check_subject(self, principal: Principal, subject: SubjectRef, field: str) -> None:
         """The subject exists and the principal may write it (404 otherwise); an unknown type

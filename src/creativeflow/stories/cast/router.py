@@ -5,7 +5,9 @@ Access follows the project: members read; editors and the owner change; anyone e
 (CHARACTER_NOT_FOUND, LOCATION_NOT_FOUND); a viewer changing something gets 403. Changes take
 `If-Match` (or `version` in the body): 409 VERSION_CONFLICT when stale. Names are unique in a
 project whatever their case (409 CHARACTER_NAME_TAKEN / LOCATION_NAME_TAKEN). Lists are by
-name, searchable; `skip` is another name for `offset`.
+name, searchable; `skip` is another name for `offset`. Designs and references are linked from
+an existing image (JSON) or uploaded on their own route (`.../upload`, multipart: a route that
+holds no transaction while the file streams in, as `POST /images/upload`).
 """
 
 from __future__ import annotations
@@ -13,12 +15,20 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Response, status
+from fastapi import Depends, Path, Query, Request, Response, status
 
+from creativeflow.assets.service import ensure_still_stored, receive_image
+from creativeflow.assets.uploads import FILE_FIELD
 from creativeflow.http.auth import DbSession, require_permission
+from creativeflow.http.forms import form_model, multipart_body
 from creativeflow.http.pagination import Limit, Offset, Page
 from creativeflow.http.problems import error_responses
-from creativeflow.http.routing import api_router
+from creativeflow.http.routing import (
+    UngatedRoute,
+    api_router,
+    finish_request_session,
+    unit_of_work,
+)
 from creativeflow.http.versioning import IfMatch, expected_version, set_etag
 from creativeflow.identity.permissions import Permission
 from creativeflow.identity.principal import Principal
@@ -30,6 +40,7 @@ from creativeflow.stories.cast.schemas import (
     CharacterUpdate,
     ImageLink,
     ImageLinkRead,
+    ImageUpload,
     LocationCreate,
     LocationRead,
     LocationReplace,
@@ -50,6 +61,20 @@ Search = Annotated[str | None, Query(max_length=120, description="Part of the na
 
 _READ = error_responses(401, 403, 404, 422)
 _CHANGE = error_responses(401, 403, 404, 409, 422)
+_UPLOADED = error_responses(401, 403, 404, 413, 415, 422, 503)
+_UPLOAD_BODY = multipart_body(
+    ImageUpload, FILE_FIELD, "A JPEG, PNG or WebP image (judged by its bytes)"
+)
+_UPLOAD_DESCRIPTION = (
+    "Multipart form: `file` (JPEG, PNG or WebP, told apart by its bytes; at most "
+    "IMAGE_UPLOAD_MAX_BYTES, refused while it streams in), optionally `label` and `primary` "
+    "(`true` makes it the {what}'s one primary {link}). The image is received, turned upright "
+    "and re-encoded as `POST /images/upload` does, and belongs to the {what}'s project: every "
+    "member may read it. The answer is the {what} with its {links}; `Location` names the new "
+    "image. Editors and the owner only (a viewer gets 403, anyone else 404, before the file "
+    "is read); 413 UPLOAD_TOO_LARGE / IMAGE_TOO_MANY_PIXELS, 415 UNSUPPORTED_IMAGE_TYPE, 422 "
+    "naming the field (no `file`, a bad `label` or `primary`). Nothing is kept when it fails."
+)
 
 
 def _fields(entity: Any) -> dict[str, Any]:
@@ -92,6 +117,37 @@ async def _list(
     links = await service.links(kind, [row.id for row in rows])
     items = [_read(kind, row, links[row.id]) for row in rows]
     return Page[Any].of(items, total=total, limit=limit, offset=start)
+
+
+async def _upload(
+    request: Request, response: Response, principal: Principal, kind: CastKind, entity_id: uuid.UUID
+) -> Any:
+    """Receive the file with no transaction open, then record the image and link it in one
+    unit of work: a refusal at any step leaves no image row and no link."""
+    platform = request.app.state.platform
+    # Authentication may have opened the request's session: close it before the slow part.
+    await finish_request_session(request, commit=True)
+    async with platform.read_sessions() as session:
+        # Before the body is read: who may not change it is refused at once.
+        await CastService(session, principal).check_writable(kind, entity_id)
+
+    async def fields(given: dict[str, list[str]]) -> ImageUpload:
+        return form_model(ImageUpload, given)
+
+    uploaded, form = await receive_image(
+        platform,
+        request.stream(),
+        content_type=request.headers.get("content-type"),
+        content_length=request.headers.get("content-length"),
+        check=fields,
+    )
+    async with unit_of_work(request) as session:
+        service = CastService(session, principal)
+        entity = await service.upload_image(kind, entity_id, uploaded, form)
+        answer = await _answer(service, kind, entity, response)
+    await ensure_still_stored(platform.storage, uploaded.stored, uploaded.data)
+    response.headers["Location"] = f"/api/v1/images/{uploaded.stored.id}"
+    return answer
 
 
 async def _appearances(
@@ -228,6 +284,26 @@ async def link_design(
     service = CastService(session, principal)
     character = await service.link_image(CHARACTER, character_id, data)
     return await _answer(service, CHARACTER, character, response)
+
+
+async def upload_design(
+    character_id: CharacterId, request: Request, response: Response, principal: Writer
+) -> Any:
+    return await _upload(request, response, principal, CHARACTER, character_id)
+
+
+router.add_api_route(
+    "/characters/{character_id}/designs/upload",
+    upload_design,
+    methods=["POST"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=CharacterRead,
+    summary="Upload a design image for a character",
+    description=_UPLOAD_DESCRIPTION.format(what="character", link="design", links="designs"),
+    responses=_UPLOADED,
+    openapi_extra={"requestBody": _UPLOAD_BODY},
+    route_class_override=UngatedRoute,
+)
 
 
 @router.delete(
@@ -394,6 +470,26 @@ async def link_reference(
     service = CastService(session, principal)
     location = await service.link_image(LOCATION, location_id, data)
     return await _answer(service, LOCATION, location, response)
+
+
+async def upload_reference(
+    location_id: LocationId, request: Request, response: Response, principal: Writer
+) -> Any:
+    return await _upload(request, response, principal, LOCATION, location_id)
+
+
+router.add_api_route(
+    "/locations/{location_id}/references/upload",
+    upload_reference,
+    methods=["POST"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=LocationRead,
+    summary="Upload a reference image for a location",
+    description=_UPLOAD_DESCRIPTION.format(what="location", link="reference", links="references"),
+    responses=_UPLOADED,
+    openapi_extra={"requestBody": _UPLOAD_BODY},
+    route_class_override=UngatedRoute,
+)
 
 
 @router.delete(

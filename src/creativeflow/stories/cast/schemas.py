@@ -44,6 +44,15 @@ class ImageLink(_Input):
     primary: bool = Field(default=False, description="Make it the primary one (others lose it)")
 
 
+class ImageUpload(_Input):
+    """The text fields beside the `file` of a design or reference upload."""
+
+    label: str | None = Field(default=None, max_length=200)
+    primary: bool = Field(
+        default=False, description="`true` makes it the primary one (others lose it)"
+    )
+
+
 class ImageLinkRead(BaseModel):
     image_id: uuid.UUID
     label: str | None

@@ -4,8 +4,10 @@ characters and location of a panel.
 Access is the project's (`ProjectService.grant`): members read, editors and the owner change,
 strangers get 404 for the thing itself. Names are unique in a project whatever their case
 (409 CHARACTER_NAME_TAKEN / LOCATION_NAME_TAKEN). A reference image must be one the caller may
-read (422 naming `image_id` otherwise); at most one is primary. The content service asks this
-one to check and store a panel's cast (`check_panel_cast`, `set_panel_characters`).
+read (422 naming `image_id` otherwise), or one uploaded for it, which becomes the project's
+image (`upload_image`: its row and the link written together); at most one is primary. The
+content service asks this one to check and store a panel's cast (`check_panel_cast`,
+`set_panel_characters`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
-from creativeflow.assets.service import ImageService
+from creativeflow.assets.service import ImageService, SubjectRef, UploadedImage
 from creativeflow.db.ids import uuid7
 from creativeflow.db.versioning import ensure_version
 from creativeflow.identity.principal import Principal
@@ -29,6 +31,7 @@ from creativeflow.shared.core.exceptions import (
     NotFoundException,
     ValidationException,
 )
+from creativeflow.stories.access import PROJECT_SUBJECT
 from creativeflow.stories.cast.models import (
     Character,
     CharacterDesign,
@@ -41,7 +44,7 @@ from creativeflow.stories.cast.repository import (
     LocationRepository,
     PanelCastRepository,
 )
-from creativeflow.stories.cast.schemas import ImageLink
+from creativeflow.stories.cast.schemas import ImageLink, ImageUpload
 from creativeflow.stories.projects.service import Need, ProjectNotFound, ProjectService
 
 
@@ -206,19 +209,45 @@ class CastService:
             raise ValidationException.for_field(
                 "image_id", "is not an image you may read"
             ) from None
+        return await self._link(kind, entity, image.id, data.label, data.primary)
+
+    async def check_writable(self, kind: CastKind, entity_id: uuid.UUID) -> None:
+        """The caller may change it (404 / 403 otherwise): asked before an upload is read."""
+        await self._load(kind, entity_id, Need.WRITE)
+
+    async def upload_image(
+        self, kind: CastKind, entity_id: uuid.UUID, uploaded: UploadedImage, form: ImageUpload
+    ) -> Any:
+        """Record an uploaded image as the project's (its members may read it) and link it."""
+        entity = await self._load(kind, entity_id, Need.WRITE)
+        image = await ImageService(self.session).record_upload(
+            uploaded,
+            owner_id=self.principal.user_id,
+            subject=SubjectRef(PROJECT_SUBJECT, entity.project_id),
+        )
+        return await self._link(kind, entity, image.id, form.label, form.primary)
+
+    async def _link(
+        self,
+        kind: CastKind,
+        entity: Any,
+        image_id: uuid.UUID,
+        label: str | None,
+        primary: bool,
+    ) -> Any:
         repository = self._of(kind)
-        if data.primary:
+        if primary:
             await repository.clear_primary(entity.id)
-        link = await repository.link(entity.id, image.id)
+        link = await repository.link(entity.id, image_id)
         if link is None:
             owner = {repository.link_owner: entity.id}
             link_model: Any = CharacterDesign if kind is CHARACTER else LocationReference
             link = link_model(
-                id=uuid7(), image_id=image.id, created_by=self.principal.user_id, **owner
+                id=uuid7(), image_id=image_id, created_by=self.principal.user_id, **owner
             )
             self.session.add(link)
-        link.label = data.label
-        link.is_primary = data.primary
+        link.label = label
+        link.is_primary = primary
         link.updated_by = self.principal.user_id
         return await self._save(kind, entity)
 
