@@ -15,11 +15,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request, Response, status
+from fastapi import Path, Query, Request, Response, status
 
 from creativeflow.assets.service import ensure_still_stored, receive_image
 from creativeflow.assets.uploads import FILE_FIELD
-from creativeflow.http.auth import DbSession, require_permission
+from creativeflow.http.auth import DbSession
 from creativeflow.http.forms import form_model, multipart_body
 from creativeflow.http.pagination import Limit, Offset, Page
 from creativeflow.http.problems import error_responses
@@ -30,7 +30,6 @@ from creativeflow.http.routing import (
     unit_of_work,
 )
 from creativeflow.http.versioning import IfMatch, expected_version, set_etag
-from creativeflow.identity.permissions import Permission
 from creativeflow.identity.principal import Principal
 from creativeflow.stories.cast.schemas import (
     Appearance,
@@ -47,16 +46,13 @@ from creativeflow.stories.cast.schemas import (
     LocationUpdate,
 )
 from creativeflow.stories.cast.service import CHARACTER, LOCATION, CastKind, CastService
+from creativeflow.stories.parameters import ProjectId, Reader, Skip, Writer
 
 router = api_router(tags=["story cast"])
 
-ProjectId = Annotated[uuid.UUID, Path(description="The project's id")]
 CharacterId = Annotated[uuid.UUID, Path(description="The character's id")]
 LocationId = Annotated[uuid.UUID, Path(description="The location's id")]
 ImageId = Annotated[uuid.UUID, Path(description="The linked image's id")]
-Reader = Annotated[Principal, Depends(require_permission(Permission.STORIES_READ))]
-Writer = Annotated[Principal, Depends(require_permission(Permission.STORIES_WRITE))]
-Skip = Annotated[int | None, Query(ge=0, description="The spec's name for `offset`")]
 Search = Annotated[str | None, Query(max_length=120, description="Part of the name")]
 
 _READ = error_responses(401, 403, 404, 422)

@@ -13,15 +13,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Response, status
+from fastapi import Path, Query, Response, status
 
-from creativeflow.http.auth import DbSession, require_permission
+from creativeflow.http.auth import DbSession
 from creativeflow.http.pagination import Offset, Page
 from creativeflow.http.problems import error_responses
 from creativeflow.http.routing import api_router
 from creativeflow.http.versioning import IfMatch, expected_version, set_etag
-from creativeflow.identity.permissions import Permission
-from creativeflow.identity.principal import Principal
 from creativeflow.shared.core.exceptions import NotFoundException
 from creativeflow.stories.content.models import Chapter, Panel, Scene
 from creativeflow.stories.content.schemas import (
@@ -47,18 +45,15 @@ from creativeflow.stories.content.schemas import (
     SceneUpdate,
 )
 from creativeflow.stories.content.service import ContentService
+from creativeflow.stories.parameters import ProjectId, Reader, Skip, Writer
 
 router = api_router(tags=["story content"])
 
-ProjectId = Annotated[uuid.UUID, Path(description="The project's id")]
 ChapterId = Annotated[uuid.UUID, Path(description="The chapter's id")]
 SceneId = Annotated[uuid.UUID, Path(description="The scene's id")]
 PanelId = Annotated[uuid.UUID, Path(description="The panel's id")]
-Reader = Annotated[Principal, Depends(require_permission(Permission.STORIES_READ))]
-Writer = Annotated[Principal, Depends(require_permission(Permission.STORIES_WRITE))]
 # Whole scenes and chapters are read at once: larger pages than elsewhere.
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size (1-500)")]
-Skip = Annotated[int | None, Query(ge=0, description="The spec's name for `offset`")]
 
 _READ = error_responses(401, 403, 404, 422)
 _CHANGE = error_responses(401, 403, 404, 409, 422)

@@ -11,14 +11,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Response, status
+from fastapi import Path, Query, Response, status
 
-from creativeflow.http.auth import DbSession, require_permission
+from creativeflow.http.auth import DbSession
 from creativeflow.http.pagination import Limit, Offset, Page
 from creativeflow.http.problems import error_responses
 from creativeflow.http.routing import api_router
 from creativeflow.http.versioning import IfMatch, expected_version, set_etag
-from creativeflow.identity.permissions import Permission
 from creativeflow.identity.principal import Principal
 from creativeflow.stories.instructions.models import Instruction, Scope
 from creativeflow.stories.instructions.schemas import (
@@ -31,13 +30,11 @@ from creativeflow.stories.instructions.schemas import (
     Toggle,
 )
 from creativeflow.stories.instructions.service import InstructionService
+from creativeflow.stories.parameters import Reader, Skip, Writer
 
 router = api_router(tags=["story instructions"])
 
 InstructionId = Annotated[uuid.UUID, Path(description="The instruction's id")]
-Reader = Annotated[Principal, Depends(require_permission(Permission.STORIES_READ))]
-Writer = Annotated[Principal, Depends(require_permission(Permission.STORIES_WRITE))]
-Skip = Annotated[int | None, Query(ge=0, description="The spec's name for `offset`")]
 
 _READ = error_responses(401, 403, 404, 422)
 _CHANGE = error_responses(401, 403, 404, 409, 422)

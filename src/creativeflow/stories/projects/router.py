@@ -10,15 +10,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import Depends, Path, Query, Response, status
+from fastapi import Path, Query, Response, status
 
-from creativeflow.http.auth import DbSession, require_permission
+from creativeflow.http.auth import DbSession
 from creativeflow.http.pagination import Limit, Offset, Page
 from creativeflow.http.problems import error_responses
 from creativeflow.http.routing import api_router
 from creativeflow.http.versioning import IfMatch, expected_version, set_etag
-from creativeflow.identity.permissions import Permission
-from creativeflow.identity.principal import Principal
+from creativeflow.stories.parameters import ProjectId, Reader, Skip, Writer
 from creativeflow.stories.projects.models import ProjectStatus
 from creativeflow.stories.projects.schemas import (
     MemberAdd,
@@ -33,11 +32,7 @@ from creativeflow.stories.projects.service import Need, ProjectService, project_
 
 router = api_router(prefix="/projects", tags=["story projects"])
 
-ProjectId = Annotated[uuid.UUID, Path(description="The project's id")]
 UserId = Annotated[uuid.UUID, Path(description="The member's user id")]
-Reader = Annotated[Principal, Depends(require_permission(Permission.STORIES_READ))]
-Writer = Annotated[Principal, Depends(require_permission(Permission.STORIES_WRITE))]
-Skip = Annotated[int | None, Query(ge=0, description="The spec's name for `offset`")]
 SortField = Literal["title", "-title", "created_at", "-created_at", "updated_at", "-updated_at"]
 
 _CHANGE_ERRORS = error_responses(401, 403, 404, 409, 422)

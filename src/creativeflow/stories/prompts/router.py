@@ -6,20 +6,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Body, Depends, Path
+from fastapi import Body, Path
 
-from creativeflow.http.auth import DbSession, require_permission
+from creativeflow.http.auth import DbSession
 from creativeflow.http.problems import error_responses
 from creativeflow.http.routing import api_router
-from creativeflow.identity.permissions import Permission
-from creativeflow.identity.principal import Principal
+from creativeflow.stories.parameters import Reader, Writer
 from creativeflow.stories.prompts.schemas import ApplyRequest, ApplyResult, PanelPrompt
 from creativeflow.stories.prompts.service import PromptService
 
 router = api_router(tags=["story content"])
-
-Reader = Annotated[Principal, Depends(require_permission(Permission.STORIES_READ))]
-Writer = Annotated[Principal, Depends(require_permission(Permission.STORIES_WRITE))]
 
 
 @router.get(

@@ -10,18 +10,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from creativeflow.assets.storage import ObjectNotFound
-from creativeflow.http.auth import require_permission
 from creativeflow.http.headers import IdempotencyKey
 from creativeflow.http.problems import error_responses
 from creativeflow.http.routing import UngatedRoute, unit_of_work
-from creativeflow.identity.permissions import Permission
-from creativeflow.identity.principal import Principal
 from creativeflow.jobs.schemas import JobRead
+from creativeflow.stories.parameters import ProjectId, Reader
 from creativeflow.stories.publishing.service import (
     MEDIA_TYPES,
     ComicExportService,
@@ -34,9 +32,6 @@ from creativeflow.stories.whole.bundle_schemas import StoryBundle
 from creativeflow.stories.whole.bundles import BundleService
 
 router = APIRouter(prefix="/projects", tags=["story projects"], route_class=UngatedRoute)
-
-ProjectId = Annotated[uuid.UUID, Path(description="The project's id")]
-Reader = Annotated[Principal, Depends(require_permission(Permission.STORIES_READ))]
 
 
 class ExportJob(BaseModel):

@@ -8,17 +8,13 @@ VERSION_CONFLICT when it is stale.
 
 from __future__ import annotations
 
-import uuid
-from typing import Annotated
+from fastapi import Response
 
-from fastapi import Depends, Path, Response
-
-from creativeflow.http.auth import DbSession, require_permission
+from creativeflow.http.auth import DbSession
 from creativeflow.http.problems import error_responses
 from creativeflow.http.routing import api_router
 from creativeflow.http.versioning import IfMatch, expected_version, set_etag
-from creativeflow.identity.permissions import Permission
-from creativeflow.identity.principal import Principal
+from creativeflow.stories.parameters import ProjectId, Reader, Writer
 from creativeflow.stories.style.schemas import (
     StyleGuideRead,
     StyleGuideReplace,
@@ -26,10 +22,6 @@ from creativeflow.stories.style.schemas import (
 from creativeflow.stories.style.service import StyleGuideService
 
 router = api_router(prefix="/projects", tags=["story style guides"])
-
-ProjectId = Annotated[uuid.UUID, Path(description="The project's id")]
-Reader = Annotated[Principal, Depends(require_permission(Permission.STORIES_READ))]
-Writer = Annotated[Principal, Depends(require_permission(Permission.STORIES_WRITE))]
 
 
 @router.get(

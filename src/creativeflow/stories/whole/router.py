@@ -6,17 +6,15 @@ A project you are not a member of is 404 PROJECT_NOT_FOUND.
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
-from fastapi import Body, Depends, Path, Response, status
+from fastapi import Body, Response, status
 
-from creativeflow.http.auth import DbSession, require_permission
+from creativeflow.http.auth import DbSession
 from creativeflow.http.problems import error_responses
 from creativeflow.http.routing import api_router
 from creativeflow.http.versioning import set_etag
-from creativeflow.identity.permissions import Permission
-from creativeflow.identity.principal import Principal
+from creativeflow.stories.parameters import ProjectId, Reader, Writer
 from creativeflow.stories.projects.schemas import ProjectRead
 from creativeflow.stories.projects.service import project_read
 from creativeflow.stories.whole.bundle_schemas import ImportResult, StoryBundle
@@ -25,10 +23,6 @@ from creativeflow.stories.whole.schemas import DuplicateRequest, ProjectStats
 from creativeflow.stories.whole.service import DuplicateService, StatsService
 
 router = api_router(prefix="/projects", tags=["story projects"])
-
-ProjectId = Annotated[uuid.UUID, Path(description="The project's id")]
-Reader = Annotated[Principal, Depends(require_permission(Permission.STORIES_READ))]
-Writer = Annotated[Principal, Depends(require_permission(Permission.STORIES_WRITE))]
 
 
 @router.get(
