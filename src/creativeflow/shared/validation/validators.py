@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 PASSWORD_MIN_LENGTH = 12
 PASSWORD_MAX_LENGTH = 128
 USERNAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{1,30}[a-z0-9])$")
 _RESERVED_USERNAMES = frozenset({"admin", "root", "system", "me", "api", "support"})
+_HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
 def validate_password_complexity(password: str) -> str:
@@ -44,3 +48,14 @@ def validate_username_format(username: str) -> str:
     if normalized in _RESERVED_USERNAMES:
         raise ValueError(f"username '{normalized}' is reserved")
     return normalized
+
+
+def validate_hex_colour(value: str) -> str:
+    """A colour as `#rrggbb` (surrounding spaces ignored), kept in lower case."""
+    value = value.strip()
+    if not _HEX_COLOUR.match(value):
+        raise ValueError(f"{value!r} is not a colour as #rrggbb")
+    return value.lower()
+
+
+HexColour = Annotated[str, AfterValidator(validate_hex_colour)]

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from creativeflow.shared.validation.validators import HexColour
 from creativeflow.stories.cast.models import CharacterRole, Setting
 
 MAX_TRAITS = 30
 MAX_COLOURS = 16
-_HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 Version = Field(default=None, ge=1, description="The version you read")
 
 
-def _hex_colour(value: str) -> str:
-    if not _HEX.match(value):
-        raise ValueError("must be a #rrggbb hex colour")
-    return value.lower()
-
-
-Colour = Annotated[str, AfterValidator(_hex_colour)]
 Trait = Annotated[str, Field(min_length=1, max_length=200)]
 Palette: Any = Field(default_factory=list, max_length=MAX_COLOURS, description="#rrggbb colours")
 Traits: Any = Field(
@@ -82,7 +74,7 @@ class CharacterFields(_Input):
     description: str | None = Field(default=None, max_length=20_000)
     appearance: list[Trait] = Traits
     personality: str | None = Field(default=None, max_length=20_000)
-    palette: list[Colour] = Palette
+    palette: list[HexColour] = Palette
 
 
 class CharacterCreate(CharacterFields):
@@ -99,7 +91,7 @@ class CharacterUpdate(_Input):
     description: str | None = Field(default=None, max_length=20_000)
     appearance: list[Trait] | None = Field(default=None, max_length=MAX_TRAITS)
     personality: str | None = Field(default=None, max_length=20_000)
-    palette: list[Colour] | None = Field(default=None, max_length=MAX_COLOURS)
+    palette: list[HexColour] | None = Field(default=None, max_length=MAX_COLOURS)
     version: int | None = Version
 
 
@@ -118,7 +110,7 @@ class LocationFields(_Input):
     description: str | None = Field(default=None, max_length=20_000)
     setting: Setting | None = None
     time_period: str | None = Field(default=None, max_length=100)
-    palette: list[Colour] = Palette
+    palette: list[HexColour] = Palette
 
 
 class LocationCreate(LocationFields):
@@ -134,7 +126,7 @@ class LocationUpdate(_Input):
     description: str | None = Field(default=None, max_length=20_000)
     setting: Setting | None = None
     time_period: str | None = Field(default=None, max_length=100)
-    palette: list[Colour] | None = Field(default=None, max_length=MAX_COLOURS)
+    palette: list[HexColour] | None = Field(default=None, max_length=MAX_COLOURS)
     version: int | None = Version
 
 

@@ -8,11 +8,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from creativeflow.shared.validation.validators import HexColour
 from creativeflow.stories.style.models import LineWeight
 
 MAX_PALETTE = 16
 MAX_REFERENCES = 20
-_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _RATIO = re.compile(r"^([0-9]{1,4}):([0-9]{1,4})$")
 
 
@@ -22,7 +22,7 @@ class StyleGuideFields(BaseModel):
     art_style: str | None = Field(
         default=None, max_length=500, description="e.g. 'ink and watercolour, ligne claire'"
     )
-    palette: list[str] = Field(
+    palette: list[HexColour] = Field(
         default_factory=list, max_length=MAX_PALETTE, description="Colours as #rrggbb"
     )
     line_weight: LineWeight | None = None
@@ -36,17 +36,6 @@ class StyleGuideFields(BaseModel):
     reference_image_ids: list[uuid.UUID] = Field(
         default_factory=list, max_length=MAX_REFERENCES, description="Images you may read"
     )
-
-    @field_validator("palette")
-    @classmethod
-    def _palette(cls, value: list[str]) -> list[str]:
-        colours: list[str] = []
-        for colour in value:
-            colour = colour.strip()
-            if not _COLOUR.match(colour):
-                raise ValueError(f"{colour!r} is not a colour as #rrggbb")
-            colours.append(colour.lower())
-        return colours
 
     @field_validator("aspect_ratio")
     @classmethod
