@@ -242,3 +242,18 @@ class JobService:
             job.kind, job.input, subject=subject, priority=job.priority, retried_from=job.id
         )
         return retried
+
+
+def succeeded_result(job: Job, missing: str) -> dict[str, Any]:
+    """A succeeded job's result; otherwise 409 JOB_NOT_FINISHED (queued or running),
+    JOB_FAILED or JOB_CANCELLED, the message starting with `missing` ("The task has no
+    result") and carrying the job's status and progress."""
+    if job.status is JobStatus.SUCCEEDED and job.result is not None:
+        return job.result
+    codes = {JobStatus.FAILED: "JOB_FAILED", JobStatus.CANCELLED: "JOB_CANCELLED"}
+    raise JobStateConflict(
+        f"{missing}: it is {job.status.value}"
+        + (f" ({job.error_message})" if job.error_message else ""),
+        code=codes.get(job.status, "JOB_NOT_FINISHED"),
+        data={"job_status": job.status.value, "progress": job.progress},
+    )

@@ -23,12 +23,11 @@ from creativeflow.http.rate_limits import charge_generation
 from creativeflow.http.routing import api_router
 from creativeflow.identity.permissions import Permission
 from creativeflow.identity.principal import Principal
-from creativeflow.jobs.errors import JobStateConflict
 from creativeflow.jobs.models import JobStatus
 from creativeflow.jobs.repository import JobFilters
 from creativeflow.jobs.router import JobServiceDep, job_location, page_of_jobs, read_job
 from creativeflow.jobs.schemas import JobRead, JobSort, SortOrder
-from creativeflow.jobs.service import JobService, Subject
+from creativeflow.jobs.service import JobService, Subject, succeeded_result
 from creativeflow.providers.jobs import IMAGE_KIND, TEXT_TASK_KIND
 from creativeflow.providers.schemas import (
     ImageGenerationRequest,
@@ -232,15 +231,7 @@ async def cancel_task(task_id: TaskId, service: JobServiceDep) -> JobRead:
 )
 async def task_result(task_id: TaskId, service: JobServiceDep) -> dict[str, Any]:
     job = await service.get(task_id, kinds=_TASK_KINDS)
-    if job.status is JobStatus.SUCCEEDED and job.result is not None:
-        return job.result
-    codes = {JobStatus.FAILED: "JOB_FAILED", JobStatus.CANCELLED: "JOB_CANCELLED"}
-    raise JobStateConflict(
-        f"The task has no result: it is {job.status.value}"
-        + (f" ({job.error_message})" if job.error_message else ""),
-        code=codes.get(job.status, "JOB_NOT_FINISHED"),
-        data={"job_status": job.status.value, "progress": job.progress},
-    )
+    return succeeded_result(job, "The task has no result")
 
 
 # -- usage -------------------------------------------------------------------------------------

@@ -27,9 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from creativeflow.assets.storage import ObjectNotFound, ObjectStorage
 from creativeflow.identity.principal import Principal
-from creativeflow.jobs.errors import JobStateConflict
-from creativeflow.jobs.models import Job, JobStatus
-from creativeflow.jobs.service import JobService, Subject
+from creativeflow.jobs.models import Job
+from creativeflow.jobs.service import JobService, Subject, succeeded_result
 from creativeflow.settings import Settings
 from creativeflow.shared.core.exceptions import BaseAPIException, NotFoundException
 from creativeflow.stories.access import PROJECT_SUBJECT
@@ -223,12 +222,4 @@ class ComicExportService:
         job = await self.jobs.get(job_id, kinds=[EXPORT_KIND])
         if job.subject_id != project_id:
             raise NotFoundException(f"No export {job_id} of this project", code="EXPORT_NOT_FOUND")
-        if job.status is JobStatus.SUCCEEDED and job.result is not None:
-            return job.result
-        codes = {JobStatus.FAILED: "JOB_FAILED", JobStatus.CANCELLED: "JOB_CANCELLED"}
-        raise JobStateConflict(
-            f"The export has no file: it is {job.status.value}"
-            + (f" ({job.error_message})" if job.error_message else ""),
-            code=codes.get(job.status, "JOB_NOT_FINISHED"),
-            data={"job_status": job.status.value, "progress": job.progress},
-        )
+        return succeeded_result(job, "The export has no file")
