@@ -98,9 +98,8 @@ async def export_project(
     if format == "json":
         async with unit_of_work(request, write=False) as session:
             bundle = await BundleService(session, principal).export(project_id)
-        return JSONResponse(
-            bundle.model_dump(mode="json"),
-            headers={"Content-Disposition": f'attachment; filename="project-{project_id}.json"'},
+        return _attachment(
+            bundle.model_dump_json().encode(), "application/json", f"project-{project_id}.json"
         )
     comic_format = ComicFormat(format)
     async with unit_of_work(request, write=False) as session:
