@@ -74,6 +74,7 @@ class Job(Entity):
         # The sweeper: running jobs by heartbeat; finished jobs by age for pruning.
         Index("ix_jobs_status_heartbeat_at", "status", "heartbeat_at"),
         Index("ix_jobs_status_finished_at", "status", "finished_at"),
+        Index("ix_jobs_parent_id", "parent_id"),
     )
 
     kind: Mapped[str] = mapped_column(String(100), nullable=False)
@@ -113,6 +114,10 @@ class Job(Entity):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     retried_from: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("jobs.id", ondelete="SET NULL")
+    )
+    # A group's child (one panel of a panel sequence): the group ends when its last child does.
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("jobs.id", ondelete="CASCADE")
     )
 
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

@@ -19,6 +19,7 @@ import creativeflow.jobs.models
 import creativeflow.providers.models
 import creativeflow.stories.cast.models
 import creativeflow.stories.content.models
+import creativeflow.stories.drafts.models
 import creativeflow.stories.instructions.models
 import creativeflow.stories.projects.models
 import creativeflow.stories.style.models

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -61,6 +62,11 @@ class Character(Versioned, Entity):
     appearance: Mapped[list[str]] = mapped_column(JSONDocument, nullable=False, default=list)
     personality: Mapped[str | None] = mapped_column(Text)
     palette: Mapped[list[str]] = mapped_column(JSONDocument, nullable=False, default=list)
+    # Identity lock: its primary designs and appearance traits go into every prompt it is in,
+    # and its panels' drift is checked after each generation.
+    locked: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
 
 
 class Location(Versioned, Entity):
