@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from creativeflow.jobs.context import JobContext, SyncJobContext
 from creativeflow.jobs.errors import JobFailed
-from creativeflow.jobs.kinds import Retries, job_kind
+from creativeflow.jobs.kinds import Retries, job_group, job_kind
 
 MARKER_DIR_VARIABLE = "CREATIVEFLOW_TEST_MARKER_DIR"
 # Jobs of `tests.steps` running at this moment in this process, and the most seen at once.
@@ -89,3 +89,10 @@ def cpu(context: SyncJobContext, data: CpuInput) -> dict[str, Any]:
         context.progress((round_number + 1) / data.rounds, "crunching")
         time.sleep(0.01)
     return {"thread": threading.current_thread().name, "total": total}
+
+
+class GroupInput(BaseModel):
+    label: str = ""
+
+
+job_group("tests.group", GroupInput, description="Children of any test kind")

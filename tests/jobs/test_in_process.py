@@ -15,6 +15,7 @@ from creativeflow.db.types import utcnow
 from creativeflow.jobs.maintenance import PRUNE_KIND
 from creativeflow.jobs.models import Job, JobStatus
 from creativeflow.jobs.repository import JobRepository
+from creativeflow.jobs.service import JobService
 from creativeflow.platform import Platform
 from tests.factories import UserFactory
 from tests.jobs.live import (
@@ -165,3 +166,23 @@ async def test_finished_jobs_past_retention_are_pruned_by_a_daily_job(
                 ).scalars()
             )
     assert left == {recent.id, unfinished.id}
+
+
+async def test_children_ending_together_settle_their_group_exactly_once(
+    live_database_url: str, tmp_path: Path
+) -> None:
+    from tests.jobs.sample_kinds import GroupInput, StepsInput
+
+    settings = live_settings(live_database_url, tmp_path, job_concurrency=4)
+    async with running_platform(settings) as platform:
+        async with platform.write_transaction() as session:
+            group, _ = await JobService(session, None, default_max_attempts=3).submit_group(
+                "tests.group",
+                GroupInput(),
+                [("tests.steps", StepsInput(steps=2, step_seconds=0.01)) for _ in range(12)],
+            )
+        await platform.jobs.waker.wake(12)
+        ended = await wait_for(platform, group.id, seconds=30)
+    assert ended.status is JobStatus.SUCCEEDED, ended.error_message
+    assert ended.result is not None and ended.result["succeeded"] == 12
+    assert ended.progress == 1.0

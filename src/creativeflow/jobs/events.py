@@ -38,6 +38,8 @@ class JobFinishedEvent(BaseEvent):
     subject_id: uuid.UUID | None = None
     error_code: str | None = None
     error_message: str | None = None
+    # The group it belongs to (one panel of a sequence), if any.
+    parent_id: uuid.UUID | None = None
     # Images (or other stored things) the job produced, for clients that fetch them next.
     asset_ids: list[uuid.UUID] = Field(default_factory=list)
 
@@ -67,6 +69,7 @@ class JobFinishedEvent(BaseEvent):
             subject_id=job.subject_id,
             error_code=error_code,
             error_message=error_message,
+            parent_id=job.parent_id,
             asset_ids=_image_ids(result),
         )
 

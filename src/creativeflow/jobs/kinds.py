@@ -60,6 +60,8 @@ class JobKind:
     # What a succeeded job of this kind left outside its row (an export's file), removed when
     # `jobs.prune` deletes the job: called with the platform and the job's result.
     on_prune: PruneHandler | None = None
+    # A group (`job_group`): never run itself; it ends when its last child job does.
+    group: bool = False
 
 
 class JobKindRegistry:
@@ -111,6 +113,25 @@ def job_kind(
         return handler
 
     return register
+
+
+async def _group_never_runs(context: JobContext, data: Any) -> JobResult:
+    raise RuntimeError("a job group is never claimed: its children run")
+
+
+def job_group(name: str, input_model: type[BaseModel], *, description: str = "") -> None:
+    """Register kind `name` as a group: submitted with its children
+    (`JobService.submit_group`), running while any child is queued or running, its progress
+    the share of children finished, and ending when the last one ends."""
+    job_kinds.register(
+        JobKind(
+            name=name,
+            input_model=input_model,
+            handler=_group_never_runs,
+            description=description,
+            group=True,
+        )
+    )
 
 
 # A periodic task: submits whatever jobs have fallen due (scheduled health checks, say) and

@@ -40,6 +40,7 @@ class JobFilters:
     subject_id: uuid.UUID | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    parent_id: uuid.UUID | None = None
 
 
 SORTS = {
@@ -60,7 +61,8 @@ def _turn_order() -> Select[Any]:
     with work running waits behind owners with none. Ties go to the older job."""
     running = (
         select(Job.owner_id, func.count().label("running"))
-        .where(Job.status == JobStatus.RUNNING)
+        # Held by a worker: a group (running while its children are) holds none.
+        .where(Job.status == JobStatus.RUNNING, Job.worker_id.is_not(None))
         .group_by(Job.owner_id)
         .subquery()
     )
@@ -129,6 +131,8 @@ class JobRepository(Repository[Job]):
             clauses.append(Job.created_at >= filters.created_after)
         if filters.created_before is not None:
             clauses.append(Job.created_at < filters.created_before)
+        if filters.parent_id is not None:
+            clauses.append(Job.parent_id == filters.parent_id)
         return clauses
 
     async def by_idempotency_key(self, owner_id: uuid.UUID | None, key: str) -> Job | None:
@@ -304,6 +308,59 @@ class JobRepository(Repository[Job]):
             .values(cancel_requested=True, updated_at=now, sequence=Job.sequence + 1)
         )
         return (await self.session.execute(stmt)).rowcount == 1  # type: ignore[attr-defined]
+
+    # -- groups ------------------------------------------------------------------------------
+
+    async def lock_group(self, parent_id: uuid.UUID) -> Job | None:
+        """The group's row, locked until the transaction ends: children ending at the same
+        time settle it one after the other, each counting the others' endings."""
+        stmt = select(Job).where(Job.id == parent_id).with_for_update()
+        return (
+            await self.session.execute(stmt.execution_options(populate_existing=True))
+        ).scalar_one_or_none()
+
+    async def child_counts(self, parent_id: uuid.UUID) -> dict[JobStatus, int]:
+        stmt = (
+            select(Job.status, func.count()).where(Job.parent_id == parent_id).group_by(Job.status)
+        )
+        return {JobStatus(status): count for status, count in await self.session.execute(stmt)}
+
+    async def cancel_queued_children(self, parent_id: uuid.UUID, now: datetime) -> Sequence[Job]:
+        stmt = (
+            update(Job)
+            .where(Job.parent_id == parent_id, Job.status == JobStatus.QUEUED)
+            .values(
+                status=JobStatus.CANCELLED,
+                cancel_requested=True,
+                finished_at=now,
+                updated_at=now,
+                sequence=Job.sequence + 1,
+                error_code="CANCELLED",
+                error_message="Cancelled with its group before it started",
+            )
+            .returning(Job)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def request_cancel_children(self, parent_id: uuid.UUID, now: datetime) -> int:
+        stmt = (
+            update(Job)
+            .where(Job.parent_id == parent_id, Job.status == JobStatus.RUNNING)
+            .values(cancel_requested=True, updated_at=now, sequence=Job.sequence + 1)
+        )
+        return (await self.session.execute(stmt)).rowcount  # type: ignore[attr-defined,no-any-return]
+
+    async def failed_children(self, parent_id: uuid.UUID) -> Sequence[Job]:
+        """Children that failed or were cancelled, in the order they were submitted."""
+        stmt = (
+            select(Job)
+            .where(
+                Job.parent_id == parent_id,
+                Job.status.in_([JobStatus.FAILED, JobStatus.CANCELLED]),
+            )
+            .order_by(Job.queued_at, Job.id)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
 
     # -- the sweeper ---------------------------------------------------------------------------
 

@@ -64,6 +64,9 @@ async def list_jobs(
     kind: Annotated[list[str] | None, Query(description="Repeat for several")] = None,
     subject_type: Annotated[str | None, Query(max_length=50)] = None,
     subject_id: uuid.UUID | None = None,
+    parent_id: Annotated[
+        uuid.UUID | None, Query(description="The children of this group (a panel sequence)")
+    ] = None,
     created_after: Annotated[datetime | None, Query(description="Inclusive")] = None,
     created_before: Annotated[datetime | None, Query(description="Exclusive")] = None,
     sort: JobSort = JobSort.CREATED_AT,
@@ -79,6 +82,7 @@ async def list_jobs(
         kinds=kind or (),
         subject_type=subject_type,
         subject_id=subject_id,
+        parent_id=parent_id,
         created_after=created_after,
         created_before=created_before,
     )

@@ -26,6 +26,7 @@ from creativeflow.db.types import utcnow
 from creativeflow.jobs.context import JobContext, SyncJobContext
 from creativeflow.jobs.errors import JobCancelled, JobFailed, JobLost
 from creativeflow.jobs.events import JobFinishedEvent
+from creativeflow.jobs.groups import GroupSettled, settle_group
 from creativeflow.jobs.kinds import (
     AsyncHandler,
     JobKind,
@@ -287,6 +288,7 @@ class JobRunner:
                 record_event(
                     session.info, JobFinishedEvent.of(job, JobStatus.SUCCEEDED, result=result)
                 )
+                group = await self._settle_group(session, job)
         except JobLost:
             return False
         except Exception as exc:
@@ -297,8 +299,31 @@ class JobRunner:
                 f"The job's result could not be stored ({type(exc).__name__})",
             )
             return True
-        await self.platform.outbox.dispatch_committed()
+        await self._after_end(group)
         return True
+
+    async def _settle_group(self, session: Any, job: Job) -> GroupSettled | None:
+        if job.parent_id is None:
+            return None
+        return await settle_group(session, job.parent_id, utcnow())
+
+    async def _after_end(self, group: GroupSettled | None) -> None:
+        """After a job's final write committed: dispatch its events (at once: a Celery pool
+        process runs no dispatcher of its own) and tell listeners of its group's progress."""
+        await self.platform.outbox.dispatch_committed()
+        if group is not None and not group.ended:
+            parent = group.group
+            await self._announce_progress(
+                JobProgress(
+                    job_id=parent.id,
+                    kind=parent.kind,
+                    owner_id=parent.owner_id,
+                    subject_type=parent.subject_type,
+                    subject_id=parent.subject_id,
+                    progress=group.progress,
+                    message=group.message,
+                )
+            )
 
     async def _failed_attempt(self, job: Job, kind: JobKind, failure: _Failure) -> None:
         if failure.retryable and job.attempts < job.max_attempts:
@@ -323,6 +348,7 @@ class JobRunner:
         await self._end(job, JobStatus.FAILED, code=code, message=message)
 
     async def _end(self, job: Job, status: JobStatus, *, code: str, message: str) -> None:
+        group = None
         async with self.platform.write_transaction() as session:
             if await JobRepository(session).finish(
                 job.id,
@@ -336,8 +362,8 @@ class JobRunner:
                     session.info,
                     JobFinishedEvent.of(job, status, error_code=code, error_message=message),
                 )
-        # Dispatched from here, at once: a Celery pool process runs no dispatcher of its own.
-        await self.platform.outbox.dispatch_committed()
+                group = await self._settle_group(session, job)
+        await self._after_end(group)
 
     async def _release(self, job: Job) -> None:
         async with self.platform.write_transaction() as session:

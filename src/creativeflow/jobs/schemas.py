@@ -40,6 +40,10 @@ class JobRead(BaseModel):
     priority: int
     cancel_requested: bool
     retried_from: uuid.UUID | None
+    parent_id: uuid.UUID | None = Field(
+        description="The group this job belongs to (e.g. one panel of a sequence); its "
+        "children are listed by `GET /jobs?parent_id=`"
+    )
     queue_position: int | None = Field(
         default=None, description="1 = runs next; set on a single queued job"
     )

@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -24,7 +25,8 @@ from creativeflow.db.types import utcnow
 from creativeflow.identity.principal import Principal
 from creativeflow.jobs.errors import JobNotFound, JobStateConflict
 from creativeflow.jobs.events import JobFinishedEvent, JobQueuedEvent
-from creativeflow.jobs.kinds import job_kinds
+from creativeflow.jobs.groups import settle_group
+from creativeflow.jobs.kinds import JobKind, job_kinds
 from creativeflow.jobs.models import Job, JobStatus
 from creativeflow.jobs.repository import JobFilters, JobRepository
 from creativeflow.shared.core.exceptions import (
@@ -103,32 +105,9 @@ class JobService:
             existing = await self._same_key(owner_id, idempotency_key, fingerprint)
             if existing is not None:
                 return existing, False
-        now = utcnow()
-        job = Job(
-            id=uuid7(),
-            kind=kind_name,
-            owner_id=owner_id,
-            subject_type=subject.type if subject else None,
-            subject_id=subject.id if subject else None,
-            status=JobStatus.QUEUED,
-            sequence=1,
-            progress=0.0,
-            input=document,
-            input_hash=fingerprint,
-            attempts=0,
-            max_attempts=kind.retries.max_attempts or self.default_max_attempts,
-            priority=priority,
-            idempotency_key=idempotency_key,
-            retried_from=retried_from,
-            queued_at=now,
-            run_after=now,
-            # Its wake-up goes out when the transaction commits; the sweeper re-sends it if
-            # nobody has claimed the job long after.
-            woken_at=now,
-            cancel_requested=False,
-            created_by=owner_id,
-            updated_by=owner_id,
-        )
+        job = self._new_job(kind, document, fingerprint, subject, priority)
+        job.idempotency_key = idempotency_key
+        job.retried_from = retried_from
         try:
             async with self.session.begin_nested():
                 self.session.add(job)
@@ -142,6 +121,109 @@ class JobService:
             return existing, False
         record_event(self.session.info, JobQueuedEvent(job_id=job.id, kind=kind_name))
         return job, True
+
+    def _new_job(
+        self,
+        kind: JobKind,
+        document: dict[str, Any],
+        fingerprint: str,
+        subject: Subject | None,
+        priority: int,
+        *,
+        parent: Job | None = None,
+    ) -> Job:
+        owner_id = self.principal.user_id if self.principal else None
+        now = utcnow()
+        return Job(
+            id=uuid7(),
+            kind=kind.name,
+            owner_id=owner_id,
+            subject_type=subject.type if subject else None,
+            subject_id=subject.id if subject else None,
+            status=JobStatus.QUEUED,
+            sequence=1,
+            progress=0.0,
+            input=document,
+            input_hash=fingerprint,
+            attempts=0,
+            max_attempts=kind.retries.max_attempts or self.default_max_attempts,
+            priority=priority,
+            parent_id=parent.id if parent else None,
+            queued_at=now,
+            run_after=now,
+            # Its wake-up goes out when the transaction commits; the sweeper re-sends it if
+            # nobody has claimed the job long after.
+            woken_at=now,
+            cancel_requested=False,
+            created_by=owner_id,
+            updated_by=owner_id,
+        )
+
+    async def submit_group(
+        self,
+        kind_name: str,
+        data: BaseModel,
+        children: Sequence[tuple[str, BaseModel]],
+        *,
+        subject: Subject | None = None,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+        subject_checked: bool = False,
+    ) -> tuple[Job, bool]:
+        """A group (a kind registered with `job_group`) and its queued children, all written
+        in this transaction; the group is running until its last child ends (`groups.py`).
+        The Idempotency-Key and its fingerprint are the group's."""
+        kind = job_kinds.get(kind_name)
+        if kind is None or not kind.group:
+            raise ValueError(f"{kind_name!r} is not a job group")
+        if not children:
+            raise ValidationException.for_field("children", "a group needs at least one job")
+        group, created = await self.submit(
+            kind_name,
+            data,
+            subject=subject,
+            priority=priority,
+            idempotency_key=idempotency_key,
+            subject_checked=subject_checked,
+        )
+        if not created:
+            return group, False
+        now = utcnow()
+        group.status = JobStatus.RUNNING
+        group.started_at = now
+        group.attempts = 1
+        group.max_attempts = 1
+        group.woken_at = None
+        await self.add_children(group, children)
+        return group, True
+
+    async def add_children(
+        self, group: Job, children: Sequence[tuple[str, BaseModel]]
+    ) -> list[Job]:
+        """Queue more children of a running group (a workflow's next stage), with the group's
+        owner, subject and priority."""
+        subject = (
+            Subject(group.subject_type, group.subject_id)
+            if group.subject_type is not None and group.subject_id is not None
+            else None
+        )
+        rows = []
+        for child_kind_name, child_data in children:
+            child_kind = job_kinds.get(child_kind_name)
+            if child_kind is None or child_kind.group:
+                raise ValueError(f"{child_kind_name!r} cannot be a group's child")
+            document = child_data.model_dump(mode="json")
+            fingerprint = input_fingerprint(child_kind_name, document, subject)
+            job = self._new_job(
+                child_kind, document, fingerprint, subject, group.priority, parent=group
+            )
+            job.owner_id = job.created_by = job.updated_by = group.owner_id
+            rows.append(job)
+        self.session.add_all(rows)
+        await self.session.flush()
+        for job in rows:
+            record_event(self.session.info, JobQueuedEvent(job_id=job.id, kind=job.kind))
+        return rows
 
     async def _same_key(self, owner_id: uuid.UUID | None, key: str, fingerprint: str) -> Job | None:
         existing = await self.jobs.by_idempotency_key(owner_id, key)
@@ -207,6 +289,8 @@ class JobService:
                 f"The job has already {job.status.value}", data={"job_status": job.status.value}
             )
         now = utcnow()
+        if job.parent_id is None and self._is_group(job):
+            return await self._cancel_group(job, now)
         if await self.jobs.cancel_queued(job.id, now):
             await self.session.refresh(job)
             record_event(
@@ -218,11 +302,38 @@ class JobService:
                     error_message=job.error_message,
                 ),
             )
+            if job.parent_id is not None:
+                await settle_group(self.session, job.parent_id, now)
             return job
         # Running, or claimed between our read and this update: its runner records the end.
         await self.jobs.request_cancel(job.id, now)
         await self.session.refresh(job)
         return job
+
+    @staticmethod
+    def _is_group(job: Job) -> bool:
+        kind = job_kinds.get(job.kind)
+        return kind is not None and kind.group
+
+    async def _cancel_group(self, group: Job, now: datetime) -> Job:
+        """Queued children never start, running ones stop at their next progress point;
+        finished ones stay as they are. The group ends as cancelled with its last child."""
+        group.cancel_requested = True
+        for child in await self.jobs.cancel_queued_children(group.id, now):
+            record_event(
+                self.session.info,
+                JobFinishedEvent.of(
+                    child,
+                    JobStatus.CANCELLED,
+                    error_code=child.error_code,
+                    error_message=child.error_message,
+                ),
+            )
+        await self.jobs.request_cancel_children(group.id, now)
+        await self.session.flush()
+        await settle_group(self.session, group.id, now)
+        await self.session.flush()
+        return group
 
     async def retry(self, job_id: uuid.UUID, *, kinds: Sequence[str] = ()) -> Job:
         """A failed or cancelled job gets a new job with the same input that records where it
@@ -238,10 +349,32 @@ class JobService:
             if job.subject_type is not None and job.subject_id is not None
             else None
         )
+        if self._is_group(job):
+            # A new group of the children that did not succeed; the others stay done.
+            children = [
+                (child.kind, _input_of(child)) for child in await self.jobs.failed_children(job.id)
+            ]
+            retried, _ = await self.submit_group(
+                job.kind,
+                _input_of(job),
+                children,
+                subject=subject,
+                priority=job.priority,
+                subject_checked=True,
+            )
+            retried.retried_from = job.id
+            return retried
         retried, _ = await self.submit(
             job.kind, job.input, subject=subject, priority=job.priority, retried_from=job.id
         )
         return retried
+
+
+def _input_of(job: Job) -> BaseModel:
+    kind = job_kinds.get(job.kind)
+    if kind is None:
+        raise JobStateConflict(f"No worker knows job kind {job.kind!r}")
+    return kind.input_model.model_validate(job.input)
 
 
 def succeeded_result(job: Job, missing: str) -> dict[str, Any]:

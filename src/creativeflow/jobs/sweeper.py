@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from creativeflow.db.types import utcnow
 from creativeflow.jobs.events import JobFinishedEvent
+from creativeflow.jobs.groups import settle_group
 from creativeflow.jobs.kinds import schedules
 from creativeflow.jobs.maintenance import PRUNE_KIND, PruneInput
 from creativeflow.jobs.models import JobStatus
@@ -93,6 +94,8 @@ class JobSweeper:
                                 error_message=message,
                             ),
                         )
+                        if job.parent_id is not None:
+                            await settle_group(session, job.parent_id, now)
         if requeued and not self.waker.resends_lost:
             await self.waker.wake(requeued)
         return requeued, failed
