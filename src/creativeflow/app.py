@@ -37,6 +37,8 @@ from creativeflow.settings import Settings, get_settings
 from creativeflow.shared.core.logging import configure_logging
 from creativeflow.stories.cast.router import router as story_cast_router
 from creativeflow.stories.content.router import router as story_content_router
+from creativeflow.stories.drafts.router import router as story_drafts_router
+from creativeflow.stories.generation.router import router as story_generation_router
 from creativeflow.stories.instructions.router import router as story_instructions_router
 from creativeflow.stories.projects.router import router as projects_router
 from creativeflow.stories.prompts.router import router as story_prompts_router
@@ -172,6 +174,8 @@ def _include_domain_routers(app: FastAPI) -> None:
     app.include_router(credentials_router, prefix=API_PREFIX)
     app.include_router(projects_router, prefix=API_PREFIX)
     app.include_router(story_content_router, prefix=API_PREFIX)
+    app.include_router(story_drafts_router, prefix=API_PREFIX)
+    app.include_router(story_generation_router, prefix=API_PREFIX)
     app.include_router(story_instructions_router, prefix=API_PREFIX)
     app.include_router(story_style_router, prefix=API_PREFIX)
     app.include_router(story_prompts_router, prefix=API_PREFIX)

@@ -163,6 +163,9 @@ class Settings(BaseSettings):
     # A PDF or CBZ export of a project with at most this many panels is answered in the
     # request; a larger one runs as a job (`stories.export`) whose file is downloaded after.
     story_export_inline_panels: int = Field(default=60, ge=0, le=2000)
+    # The long side of generated story images, in pixels; the short side follows the style
+    # guide's aspect ratio (rounded to a multiple of 64, as diffusion models want).
+    story_image_long_side: int = Field(default=1024, ge=256, le=4096)
 
     # -- realtime (WebSockets) -----------------------------------------------------------------
     # Each channel keeps its last REALTIME_REPLAY_EVENTS messages, none older than

@@ -17,7 +17,7 @@ from creativeflow.http.auth import CurrentPrincipal, DbSession
 from creativeflow.http.pagination import Limit, Offset, Page
 from creativeflow.http.problems import error_responses
 from creativeflow.http.routing import api_router
-from creativeflow.jobs.models import JobStatus
+from creativeflow.jobs.models import Job, JobStatus
 from creativeflow.jobs.repository import JobFilters
 from creativeflow.jobs.schemas import JobRead, JobSort, SortOrder
 from creativeflow.jobs.service import JobService
@@ -41,6 +41,14 @@ JobServiceDep = Annotated[JobService, Depends(job_service)]
 def job_location(response: Response, job: JobRead) -> JobRead:
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
     return job
+
+
+def accepted(response: Response, job: Job, created: bool) -> JobRead:
+    """A submitted job's 202 body, with its Location, and `Idempotent-Replayed: true` when
+    an Idempotency-Key returned an earlier job."""
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return job_location(response, JobRead.of(job))
 
 
 async def read_job(service: JobService, job_id: uuid.UUID, kinds: tuple[str, ...] = ()) -> JobRead:

@@ -21,6 +21,7 @@ from creativeflow.assets.errors import (
     StorageUnavailableError,
     UnsupportedImage,
 )
+from creativeflow.assets.models import Image
 from creativeflow.assets.service import ImageService, StoredImage, put_image_bytes, read_object
 from creativeflow.db.ids import uuid7
 from creativeflow.jobs.context import JobContext
@@ -99,7 +100,7 @@ async def text_task(context: JobContext, data: TextTaskJobInput) -> dict[str, An
     retries=_PROVIDER_RETRIES,
 )
 async def generate_image(context: JobContext, data: ImageJobInput) -> dict[str, Any]:
-    owner_id = _owner(context)
+    owner_id = job_owner(context)
     platform = context.platform
     provider = platform.image_provider
     request = ImageRequest(
@@ -115,7 +116,7 @@ async def generate_image(context: JobContext, data: ImageJobInput) -> dict[str, 
         timeout=platform.settings.provider_job_timeout_seconds,
     )
     started = time.perf_counter()
-    result = await _call_provider(
+    result = await call_image_provider(
         context, "generate", lambda progress: provider.generate(request, progress)
     )
     parameters = data.model_dump(mode="json", exclude={"prompt"})
@@ -127,7 +128,7 @@ async def generate_image(context: JobContext, data: ImageJobInput) -> dict[str, 
         "job_id": str(context.job_id),
         "job_kind": IMAGE_KIND,
     }
-    images = await _store_outputs(context, owner_id, result, provenance)
+    images = await store_image_outputs(context, owner_id, result, provenance)
     return {
         **images,
         "provider": result.provider,
@@ -185,20 +186,10 @@ async def style_transfer(context: JobContext, data: ImageEditJobInput) -> dict[s
 async def _transform_image(
     context: JobContext, data: ImageEditJobInput, operation: ImageOperation, kind: str
 ) -> dict[str, Any]:
-    owner_id = _owner(context)
+    owner_id = job_owner(context)
     platform = context.platform
     provider = platform.image_provider
-    async with platform.read_sessions() as session:
-        source = await ImageService(session).source_for_job(data.source_image_id)
-    if source is None:
-        raise JobFailed("SOURCE_IMAGE_NOT_FOUND", "The source image was deleted")
-    await context.progress(0.01, "reading the source image")
-    try:
-        source_bytes = await read_object(platform.storage, source.storage_key)
-    except StorageUnavailableError as exc:
-        raise JobFailed("STORAGE_UNAVAILABLE", exc.detail, retryable=True) from exc
-    except ImageNotFound as exc:
-        raise JobFailed("SOURCE_IMAGE_NOT_FOUND", exc.detail) from exc
+    source, source_bytes = await read_source_image(context, data.source_image_id)
     request = ImageEditRequest(
         source=source_bytes,
         operation=operation,
@@ -213,7 +204,7 @@ async def _transform_image(
     )
     del source_bytes  # the request holds the one copy
     started = time.perf_counter()
-    result = await _call_provider(
+    result = await call_image_provider(
         context, operation, lambda progress: provider.transform(request, progress)
     )
     parameters = data.model_dump(mode="json", exclude={"prompt", "source_image_id"})
@@ -228,7 +219,9 @@ async def _transform_image(
         "source_image_id": str(source.id),
         "source_sha256": source.sha256,
     }
-    images = await _store_outputs(context, owner_id, result, provenance, source_image_id=source.id)
+    images = await store_image_outputs(
+        context, owner_id, result, provenance, source_image_id=source.id
+    )
     return {
         **images,
         "operation": operation,
@@ -249,13 +242,29 @@ async def _transform_image(
 # -- shared by the image kinds -------------------------------------------------------------------
 
 
-def _owner(context: JobContext) -> uuid.UUID:
+async def read_source_image(context: JobContext, image_id: uuid.UUID) -> tuple[Image, bytes]:
+    """An image to transform: its row and its bytes (JobFailed when it is gone)."""
+    platform = context.platform
+    async with platform.read_sessions() as session:
+        source = await ImageService(session).source_for_job(image_id)
+    if source is None:
+        raise JobFailed("SOURCE_IMAGE_NOT_FOUND", "The source image was deleted")
+    await context.progress(0.01, "reading the source image")
+    try:
+        return source, await read_object(platform.storage, source.storage_key)
+    except StorageUnavailableError as exc:
+        raise JobFailed("STORAGE_UNAVAILABLE", exc.detail, retryable=True) from exc
+    except ImageNotFound as exc:
+        raise JobFailed("SOURCE_IMAGE_NOT_FOUND", exc.detail) from exc
+
+
+def job_owner(context: JobContext) -> uuid.UUID:
     if context.owner_id is None:
         raise JobFailed("OWNER_REQUIRED", "Images belong to a user: submit this job as one")
     return context.owner_id
 
 
-async def _call_provider(
+async def call_image_provider(
     context: JobContext,
     operation: str,
     call: Callable[[Progress], Awaitable[ImageResult]],
@@ -303,7 +312,7 @@ async def _call_provider(
     return result
 
 
-async def _store_outputs(
+async def store_image_outputs(
     context: JobContext,
     owner_id: uuid.UUID,
     result: ImageResult,

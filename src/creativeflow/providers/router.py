@@ -25,7 +25,7 @@ from creativeflow.identity.permissions import Permission
 from creativeflow.identity.principal import Principal
 from creativeflow.jobs.models import JobStatus
 from creativeflow.jobs.repository import JobFilters
-from creativeflow.jobs.router import JobServiceDep, job_location, page_of_jobs, read_job
+from creativeflow.jobs.router import JobServiceDep, accepted, page_of_jobs, read_job
 from creativeflow.jobs.schemas import JobRead, JobSort, SortOrder
 from creativeflow.jobs.service import JobService, Subject, succeeded_result
 from creativeflow.providers.jobs import IMAGE_KIND, TEXT_TASK_KIND
@@ -79,9 +79,7 @@ async def _submit(
     job, created = await service.submit(
         kind, data, subject=subject, priority=fields.priority, idempotency_key=idempotency_key
     )
-    if not created:
-        response.headers["Idempotent-Replayed"] = "true"
-    return job_location(response, JobRead.of(job))
+    return accepted(response, job, created)
 
 
 # -- images ------------------------------------------------------------------------------------

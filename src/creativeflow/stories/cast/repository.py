@@ -51,6 +51,13 @@ class CastRepository(Repository[CastT], Generic[CastT, LinkT]):
         rows = (await self.session.execute(select(model).where(model.id.in_(list(ids))))).scalars()
         return {row.id: row for row in rows}
 
+    async def names(self, project_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
+        """Every (id, name) of the project, by name (one statement)."""
+        model: Any = self.model
+        stmt = select(model.id, model.name).where(model.project_id == project_id)
+        rows = await self.session.execute(stmt.order_by(model.name_key))
+        return [(row_id, name) for row_id, name in rows.all()]
+
     async def in_project(self, project_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Which of `ids` belong to the project (one statement)."""
         if not ids:

@@ -297,6 +297,11 @@ class CastService:
                     f"{field}[{index}].speaker_id", "is not this project's character"
                 )
 
+    async def names(self, kind: CastKind, project_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
+        """Every character's (or location's) id and name, for callers that checked the
+        project already."""
+        return await self._of(kind).names(project_id)
+
     async def rows(self, kind: CastKind, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
         """Characters or locations by id, for callers that checked the project already."""
         return await self._of(kind).many(ids)

@@ -141,6 +141,14 @@ class PromptService:
         context = await self._context(panel.project_id, [panel])
         return assemble(panel, scene.chapter_id, context)
 
+    async def build_many(
+        self, project_id: uuid.UUID, rows: Sequence[tuple[Panel, uuid.UUID]]
+    ) -> list[PanelPrompt]:
+        """The prompts of many panels of one project (each with its chapter id; access
+        checked by the caller), from one context."""
+        context = await self._context(project_id, [panel for panel, _ in rows])
+        return [assemble(panel, chapter_id, context) for panel, chapter_id in rows]
+
     async def apply(
         self,
         project_id: uuid.UUID,

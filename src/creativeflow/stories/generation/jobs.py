@@ -1,0 +1,145 @@
+"""The story studio's image jobs: one image generation for a target (`stories.generate_image`),
+and the group of a panel sequence (`stories.panel_sequence`, one child per panel).
+
+The provider is called with no transaction open; the images and the draft holding them as
+variants are written with the job's success, so a draft exists exactly when its job
+succeeded, and `draft_ready` goes out with it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from creativeflow.jobs.context import JobContext
+from creativeflow.jobs.kinds import Retries, job_group, job_kind
+from creativeflow.providers.base import ImageEditRequest, ImageOperation, ImageRequest
+from creativeflow.providers.jobs import (
+    call_image_provider,
+    job_owner,
+    read_source_image,
+    store_image_outputs,
+)
+from creativeflow.providers.service import usage_document
+from creativeflow.stories.drafts.models import DraftKind
+from creativeflow.stories.drafts.service import NewDraft, record_draft
+from creativeflow.stories.generation.schemas import PanelSequenceInput, StoryImageJobInput
+
+GENERATE_IMAGE_KIND = "stories.generate_image"
+PANEL_SEQUENCE_KIND = "stories.panel_sequence"
+_RETRIES = Retries(backoff_seconds=5, max_backoff_seconds=60)
+
+job_group(
+    PANEL_SEQUENCE_KIND,
+    PanelSequenceInput,
+    description="Images for many panels: one stories.generate_image job per panel",
+)
+
+
+@job_kind(
+    GENERATE_IMAGE_KIND,
+    StoryImageJobInput,
+    description="An image for a panel, a cover, a character or a location, as a draft",
+    time_limit_seconds=900,
+    retries=_RETRIES,
+)
+async def generate_story_image(context: JobContext, data: StoryImageJobInput) -> dict[str, Any]:
+    owner_id = job_owner(context)
+    platform = context.platform
+    provider = platform.image_provider
+    timeout = platform.settings.provider_job_timeout_seconds
+    started = time.perf_counter()
+    if data.source_image_id is not None:
+        source, source_bytes = await read_source_image(context, data.source_image_id)
+        operation: ImageOperation = (
+            "style_transfer" if data.operation == "style_transfer" else "variation"
+        )
+        edit = ImageEditRequest(
+            source=source_bytes,
+            operation=operation,
+            prompt=data.prompt,
+            style=data.style,
+            palette=tuple(data.palette),
+            strength=data.strength,
+            count=data.count,
+            seed=data.seed,
+            format=data.format,
+            timeout=timeout,
+        )
+        del source_bytes  # the request holds the one copy
+        result = await call_image_provider(
+            context, operation, lambda progress: provider.transform(edit, progress)
+        )
+        source_id = source.id
+    else:
+        request = ImageRequest(
+            prompt=data.prompt,
+            negative_prompt=data.negative_prompt,
+            width=data.width,
+            height=data.height,
+            count=data.count,
+            seed=data.seed,
+            style=data.style,
+            palette=tuple(data.palette),
+            format=data.format,
+            timeout=timeout,
+        )
+        result = await call_image_provider(
+            context, "generate", lambda progress: provider.generate(request, progress)
+        )
+        source_id = None
+    parameters = data.model_dump(mode="json", exclude={"prompt", "negative_prompt"})
+    provenance = {
+        "provider": result.provider,
+        "model": result.model,
+        "prompt": data.prompt,
+        "parameters": parameters,
+        "job_id": str(context.job_id),
+        "job_kind": GENERATE_IMAGE_KIND,
+        "story_target": {"type": data.target_type, "id": str(data.target_id)},
+    }
+    images = await store_image_outputs(
+        context, owner_id, result, provenance, source_image_id=source_id
+    )
+    variants = [
+        {"image_id": image_id, "seed": seed}
+        for image_id, seed in zip(images["image_ids"], images["seeds"], strict=True)
+    ]
+    new = NewDraft(
+        project_id=data.project_id,
+        kind=DraftKind.IMAGE,
+        operation=data.operation,
+        target_type=data.target_type,
+        target_id=data.target_id,
+        variants=variants,
+        job_id=context.job_id,
+        prompt=data.prompt,
+        negative_prompt=data.negative_prompt or None,
+        provider=result.provider,
+        model=result.model,
+        parameters=parameters,
+        revises_id=data.revises_id,
+        created_by=owner_id,
+    )
+
+    async def write_draft(session: Any) -> None:
+        record_draft(session, new)
+
+    context.on_success(write_draft)
+    return {
+        **images,
+        "draft_id": str(new.id),
+        "target": {"type": data.target_type, "id": str(data.target_id)},
+        "operation": data.operation,
+        "provider": result.provider,
+        "model": result.model,
+        "prompt": data.prompt,
+        "negative_prompt": data.negative_prompt,
+        "parameters": parameters,
+        "timings": {
+            "provider_ms": round(result.duration_ms, 1),
+            "total_ms": round((time.perf_counter() - started) * 1000, 1),
+        },
+        "usage": usage_document(result.usage),
+        "metadata": result.metadata,
+    }
