@@ -163,6 +163,13 @@ class Settings(BaseSettings):
     # A PDF or CBZ export of a project with at most this many panels is answered in the
     # request; a larger one runs as a job (`stories.export`) whose file is downloaded after.
     story_export_inline_panels: int = Field(default=60, ge=0, le=2000)
+    # Drift (0..1, image features against a character's primary design) above which a panel
+    # is flagged: by the consistency check, and on a locked character's new images. The
+    # default is `stories.consistency.features.DEFAULT_DRIFT_THRESHOLD`, measured there.
+    story_drift_threshold: float = Field(default=0.1, ge=0.0, le=1.0)
+    # A consistency check comparing at most this many panel images is answered in the
+    # request; a larger one runs as a job (`stories.consistency_check`).
+    story_consistency_inline_panels: int = Field(default=40, ge=0, le=5000)
 
     # -- realtime (WebSockets) -----------------------------------------------------------------
     # Each channel keeps its last REALTIME_REPLAY_EVENTS messages, none older than

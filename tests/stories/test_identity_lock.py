@@ -5,12 +5,18 @@ a new image of a panel it is in is measured against its primary design
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
 from PIL import Image
 
+from creativeflow.platform import Platform
+from creativeflow.stories.consistency.features import DEFAULT_DRIFT_THRESHOLD
+from creativeflow.stories.consistency.service import locked_drift_warnings
 from tests.factories import TestUser as SignedInUser
 from tests.factories import UserFactory
 from tests.stories.helpers import chapter, panel, post, project, scene
-from tests.stories.test_drift import encoded
+from tests.stories.test_drift import GREEN, character, encoded, unrelated
 
 PROJECTS = "/api/v1/projects"
 
@@ -145,3 +151,46 @@ async def test_a_locked_character_with_nothing_fixed_is_still_named(users: UserF
     assert body["parts"][1]["kind"] == "identity"
     assert body["parts"][1]["text"] == "Ghost, always drawn the same"
     assert body["reference_image_ids"] == []
+
+
+async def test_drift_warnings_for_locked_characters_over_the_threshold(
+    users: UserFactory, platform: Platform
+) -> None:
+    owner = await users.create()
+    book = await project(owner)
+    base = f"{PROJECTS}/{book['id']}/characters"
+    mara = await post(owner, base, {"name": "Mara", "locked": True})
+    jonah = await post(owner, base, {"name": "Jonah"})  # unlocked: never checked
+    ivo = await post(owner, base, {"name": "Ivo", "locked": True})  # no primary design
+    await upload_design(owner, mara["id"], encoded(character()), primary=True)
+    await upload_design(owner, jonah["id"], encoded(character()), primary=True)
+    await upload_design(owner, ivo["id"], encoded(character()))
+    one = await chapter(owner, book["id"], "One")
+    stairs = await scene(owner, one["id"], "Stairs")
+    both = await panel(
+        owner, stairs["id"], "All three", character_ids=[mara["id"], jonah["id"], ivo["id"]]
+    )
+    nobody = await panel(owner, stairs["id"], "The sea")
+    panel_id = uuid.UUID(both["id"])
+
+    same = await locked_drift_warnings(platform, panel_id, encoded(character()))
+    assert same == []
+    far = await locked_drift_warnings(platform, panel_id, encoded(unrelated()))
+    [warning] = far
+    assert warning["code"] == "CHARACTER_DRIFT"
+    assert warning["character_id"] == mara["id"] and warning["name"] == "Mara"
+    assert warning["drift"] > 0.3
+    assert (
+        warning["threshold"] == DEFAULT_DRIFT_THRESHOLD == platform.settings.story_drift_threshold
+    )
+    assert "Mara" in warning["message"]
+    # A recoloured jacket drifts a little: flagged at the default, not with a looser threshold.
+    recoloured = encoded(character(jacket=GREEN))
+    [flagged] = await locked_drift_warnings(platform, panel_id, recoloured)
+    assert DEFAULT_DRIFT_THRESHOLD < flagged["drift"] < 0.3
+    assert await locked_drift_warnings(platform, panel_id, recoloured, threshold=0.3) == []
+    # A panel without locked characters, or gone, has nothing to warn about.
+    assert await locked_drift_warnings(platform, uuid.UUID(nobody["id"]), recoloured) == []
+    assert await locked_drift_warnings(platform, uuid.uuid4(), recoloured) == []
+    with pytest.raises(ValueError, match="threshold"):
+        await locked_drift_warnings(platform, panel_id, recoloured, threshold=1.5)
