@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ from creativeflow.stories.consistency.schemas import (
     PanelDrift,
     TextIssue,
     UncheckedCharacter,
+    UncheckedReason,
 )
 from creativeflow.stories.consistency.text import Named, NameFinder, PanelText, panel_findings
 from creativeflow.stories.projects.service import Need, ProjectService
@@ -305,27 +307,27 @@ def _text_issues(plan: CheckPlan) -> list[TextIssue]:
     ]
 
 
-async def run_check(
-    plan: CheckPlan, platform: Platform, progress: Progress | None = None
-) -> ConsistencyReport:
-    """The report of a plan, with no session open: images are read from storage and decoded
-    in worker threads. Progress (0.05..0.99) after each panel image."""
-    features = _Features(platform)
-    issues = _text_issues(plan)
-    unchecked: list[UncheckedCharacter] = []
+async def _references(
+    plan: CheckPlan, features: _Features
+) -> tuple[dict[uuid.UUID, list[ImageFeatures]], list[UncheckedCharacter]]:
+    """The features of each checked character's primary designs, and the characters that
+    cannot be measured, with why."""
     references: dict[uuid.UUID, list[ImageFeatures]] = {}
+    unchecked: list[UncheckedCharacter] = []
+
+    def skip(character: CharacterView, reason: UncheckedReason, message: str) -> None:
+        unchecked.append(
+            UncheckedCharacter(
+                character_id=character.id, name=character.name, reason=reason, message=message
+            )
+        )
+
     for character in plan.checked:
         if not character.primary:
-            reason, message = (
-                ("NO_PRIMARY_DESIGN", "None of its designs is primary")
-                if character.designs
-                else ("NO_DESIGNS", "It has no designs")
-            )
-            unchecked.append(
-                UncheckedCharacter(
-                    character_id=character.id, name=character.name, reason=reason, message=message
-                )
-            )
+            if character.designs:
+                skip(character, "NO_PRIMARY_DESIGN", "None of its designs is primary")
+            else:
+                skip(character, "NO_DESIGNS", "It has no designs")
             continue
         readable = []
         for reference in character.primary:
@@ -334,20 +336,26 @@ async def run_check(
         if readable:
             references[character.id] = readable
         else:
-            unchecked.append(
-                UncheckedCharacter(
-                    character_id=character.id,
-                    name=character.name,
-                    reason="REFERENCE_UNREADABLE",
-                    message="Its primary design could not be read",
-                )
-            )
+            skip(character, "REFERENCE_UNREADABLE", "Its primary design could not be read")
+    return references, unchecked
+
+
+async def run_check(
+    plan: CheckPlan, platform: Platform, progress: Progress | None = None
+) -> ConsistencyReport:
+    """The report of a plan, with no session open: images are read from storage and decoded
+    in worker threads. Progress (0.05..0.99) as the panel images are compared."""
+    features = _Features(platform)
+    issues = await asyncio.to_thread(_text_issues, plan)  # many panels: many regex passes
+    references, unchecked = await _references(plan, features)
     if progress is not None:
         await progress(0.05, "references read")
 
+    measured = set(references)
     drifts: dict[uuid.UUID, list[PanelDrift]] = {character_id: [] for character_id in references}
     problems: list[ImageProblem] = []
-    to_compare = [panel for panel in plan.panels_to_compare() if panel.text.cast & set(references)]
+    to_compare = [panel for panel in plan.panels_to_compare() if panel.text.cast & measured]
+    every = max(1, len(to_compare) // 100)  # at most about 100 progress writes
     for number, panel in enumerate(to_compare, 1):
         assert panel.image is not None
         try:
@@ -362,7 +370,7 @@ async def run_check(
                 )
             )
         else:
-            for character_id in sorted(panel.text.cast & set(references)):
+            for character_id in panel.text.cast & measured:
                 value = drift(image, references[character_id])
                 drifts[character_id].append(
                     PanelDrift(
@@ -372,16 +380,18 @@ async def run_check(
                         over_threshold=value > plan.threshold,
                     )
                 )
-        if progress is not None:
+        if progress is not None and (number % every == 0 or number == len(to_compare)):
             await progress(
-                0.05 + 0.94 * number / len(to_compare), f"panel {number} of {len(to_compare)}"
+                0.05 + 0.94 * number / len(to_compare),
+                f"panel image {number} of {len(to_compare)}",
             )
 
-    cast_without_image: dict[uuid.UUID, int] = {}
-    for panel in plan.panels:
-        if panel.image is None:
-            for character_id in panel.text.cast:
-                cast_without_image[character_id] = cast_without_image.get(character_id, 0) + 1
+    without_image = Counter(
+        character_id
+        for panel in plan.panels
+        if panel.image is None
+        for character_id in panel.text.cast
+    )
     return ConsistencyReport(
         project_id=plan.project_id,
         chapter_id=plan.chapter_id,
@@ -398,7 +408,7 @@ async def run_check(
                 panels=drifts[character.id],
                 over_threshold=[d.panel_id for d in drifts[character.id] if d.over_threshold],
                 max_drift=max((d.drift for d in drifts[character.id]), default=None),
-                panels_without_image=cast_without_image.get(character.id, 0),
+                panels_without_image=without_image[character.id],
             )
             for character in plan.checked
             if character.id in references
