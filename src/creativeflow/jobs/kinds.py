@@ -31,6 +31,7 @@ BUILTIN_JOB_MODULES = (
     "creativeflow.webhooks.jobs",
     "creativeflow.datasources.jobs",
     "creativeflow.stories.publishing.jobs",
+    "creativeflow.stories.consistency.jobs",
 )
 
 
