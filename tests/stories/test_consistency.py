@@ -12,6 +12,8 @@ import pytest
 
 from creativeflow.assets.service import ImageService
 from creativeflow.platform import Platform
+from creativeflow.stories.consistency import service as consistency_service
+from creativeflow.stories.consistency.features import ImageFeatures, features_of
 from tests.factories import TestUser as SignedInUser
 from tests.factories import UserFactory
 from tests.stories.helpers import chapter, panel, post, project, scene
@@ -359,3 +361,24 @@ async def test_a_large_check_runs_as_a_job_with_the_same_report(
     # The same check answered in the request is the same report.
     monkeypatch.setattr(platform.settings, "story_consistency_inline_panels", 40)
     assert await check(owner, project_id=s.book["id"]) == job["result"]
+
+
+async def test_each_stored_picture_is_decoded_once(
+    users: UserFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = await users.create()
+    s = await studio(owner)
+    decoded: list[int] = []
+
+    def counting(data: bytes) -> ImageFeatures:
+        decoded.append(len(data))
+        return features_of(data)
+
+    monkeypatch.setattr(consistency_service, "features_of", counting)
+
+    report = await check(owner, project_id=s.book["id"])
+
+    # Mara's and Jonah's designs, and the two panels not showing those very pictures; Mara's
+    # second design is not primary and never read.
+    assert len(decoded) == 4
+    assert report == await check(owner, project_id=s.book["id"])

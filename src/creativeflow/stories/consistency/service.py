@@ -250,19 +250,21 @@ class _Problem(Exception):
 
 @dataclass
 class _Features:
-    """Image features computed once per image in a run, or why the image could not be read."""
+    """Image features computed once per stored picture in a run (images are stored by content:
+    a panel showing a design's very bytes is decoded once), or why it could not be read."""
 
     platform: Platform
-    known: dict[uuid.UUID, ImageFeatures | _Problem] = field(default_factory=dict)
+    known: dict[str | uuid.UUID, ImageFeatures | _Problem] = field(default_factory=dict)
 
     async def of(self, reference: Reference) -> ImageFeatures:
-        found = self.known.get(reference.image_id)
+        key = reference.storage_key or reference.image_id
+        found = self.known.get(key)
         if found is None:
             try:
                 found = await self._read(reference)
             except _Problem as problem:
                 found = problem
-            self.known[reference.image_id] = found
+            self.known[key] = found
         if isinstance(found, _Problem):
             raise found
         return found
