@@ -36,6 +36,7 @@ from creativeflow.realtime.router import router as realtime_router
 from creativeflow.settings import Settings, get_settings
 from creativeflow.shared.core.logging import configure_logging
 from creativeflow.stories.cast.router import router as story_cast_router
+from creativeflow.stories.consistency.router import router as story_consistency_router
 from creativeflow.stories.content.router import router as story_content_router
 from creativeflow.stories.drafts.router import router as story_drafts_router
 from creativeflow.stories.generation.router import router as story_generation_router
@@ -182,4 +183,5 @@ def _include_domain_routers(app: FastAPI) -> None:
     app.include_router(story_whole_router, prefix=API_PREFIX)
     app.include_router(story_publishing_router, prefix=API_PREFIX)
     app.include_router(story_cast_router, prefix=API_PREFIX)
+    app.include_router(story_consistency_router, prefix=API_PREFIX)
     app.include_router(realtime_router, prefix=API_PREFIX)

@@ -166,6 +166,13 @@ class Settings(BaseSettings):
     # The long side of generated story images, in pixels; the short side follows the style
     # guide's aspect ratio (rounded to a multiple of 64, as diffusion models want).
     story_image_long_side: int = Field(default=1024, ge=256, le=4096)
+    # Drift (0..1, image features against a character's primary design) above which a panel
+    # is flagged: by the consistency check, and on a locked character's new images. The
+    # default is `stories.consistency.features.DEFAULT_DRIFT_THRESHOLD`, measured there.
+    story_drift_threshold: float = Field(default=0.1, ge=0.0, le=1.0)
+    # A consistency check comparing at most this many panel images is answered in the
+    # request; a larger one runs as a job (`stories.consistency_check`).
+    story_consistency_inline_panels: int = Field(default=40, ge=0, le=5000)
 
     # -- realtime (WebSockets) -----------------------------------------------------------------
     # Each channel keeps its last REALTIME_REPLAY_EVENTS messages, none older than

@@ -15,6 +15,7 @@ from tests.stories.generation_helpers import (
     messages_of,
     studio,
 )
+from tests.stories.test_identity_lock import solid, upload_design
 from tests.stories.test_projects import share
 
 
@@ -371,3 +372,26 @@ async def test_members_generate_and_decide_by_role_and_strangers_get_404(
     job = await stranger.get(f"/api/v1/jobs/{draft['job_id']}")
     assert job.status_code == 404
     assert (await viewer.get(f"/api/v1/jobs/{draft['job_id']}")).status_code == 200
+
+
+async def test_a_locked_characters_drift_is_checked_on_each_new_panel_image(
+    users: UserFactory, platform: Platform
+) -> None:
+    user = await users.create()
+    made = await studio(user, panels=1)
+    character = made["character"]
+    await upload_design(user, character["id"], solid((0, 200, 0)), primary=True)
+    url = f"/api/v1/panels/{made['panels'][0]['id']}/generate-image"
+
+    unlocked = await generated_draft(user, platform, url)
+    assert unlocked["warnings"] == [] and unlocked["variants"][0]["drift"] == {}
+
+    locked = await user.patch(f"/api/v1/characters/{character['id']}", json={"locked": True})
+    assert locked.status_code == 200, locked.text
+    checked = await generated_draft(user, platform, url, {"count": 2})
+    assert "always drawn the same" in checked["prompt"]
+    assert [warning["variant"] for warning in checked["warnings"]] == [0, 1]
+    warning = checked["warnings"][0]
+    assert warning["code"] == "CHARACTER_DRIFT" and warning["character_id"] == character["id"]
+    assert warning["drift"] > warning["threshold"]
+    assert checked["variants"][0]["drift"] == {character["id"]: warning["drift"]}

@@ -32,6 +32,7 @@ BUILTIN_JOB_MODULES = (
     "creativeflow.datasources.jobs",
     "creativeflow.stories.publishing.jobs",
     "creativeflow.stories.generation.jobs",
+    "creativeflow.stories.consistency.jobs",
 )
 
 

@@ -75,6 +75,11 @@ class CharacterFields(_Input):
     appearance: list[Trait] = Traits
     personality: str | None = Field(default=None, max_length=20_000)
     palette: list[HexColour] = Palette
+    locked: bool = Field(
+        default=False,
+        description="Identity lock: its appearance, palette and every design go into each "
+        "prompt it is in, and its panels' new images are checked for drift",
+    )
 
 
 class CharacterCreate(CharacterFields):
@@ -92,6 +97,7 @@ class CharacterUpdate(_Input):
     appearance: list[Trait] | None = Field(default=None, max_length=MAX_TRAITS)
     personality: str | None = Field(default=None, max_length=20_000)
     palette: list[HexColour] | None = Field(default=None, max_length=MAX_COLOURS)
+    locked: bool | None = None
     version: int | None = Version
 
 
@@ -99,6 +105,7 @@ class CharacterRead(_Read):
     role: CharacterRole
     appearance: list[str]
     personality: str | None
+    locked: bool
     designs: list[ImageLinkRead]
 
 

@@ -175,7 +175,7 @@ class CastService:
         values = data.model_dump(mode="json", include=fields)
         for field in fields:
             value = values[field]
-            if value is None and field in ("name", "role", "appearance", "palette"):
+            if value is None and field in ("name", "role", "appearance", "palette", "locked"):
                 raise ValidationException.for_field(field, "must not be null")
             if field == "name":
                 entity.name_key = await self._ensure_name_free(

@@ -21,6 +21,7 @@ from creativeflow.providers.jobs import (
     store_image_outputs,
 )
 from creativeflow.providers.service import usage_document
+from creativeflow.stories.consistency.service import locked_drift_warnings
 from creativeflow.stories.drafts.models import DraftKind
 from creativeflow.stories.drafts.service import NewDraft, record_draft
 from creativeflow.stories.generation.schemas import PanelSequenceInput, StoryImageJobInput
@@ -101,10 +102,17 @@ async def generate_story_image(context: JobContext, data: StoryImageJobInput) ->
     images = await store_image_outputs(
         context, owner_id, result, provenance, source_image_id=source_id
     )
-    variants = [
+    variants: list[dict[str, Any]] = [
         {"image_id": image_id, "seed": seed}
         for image_id, seed in zip(images["image_ids"], images["seeds"], strict=True)
     ]
+    warnings: list[dict[str, Any]] = []
+    if data.target_type == "panel":
+        await context.progress(0.95, "checking locked characters")
+        for index, image in enumerate(result.images):
+            drifted = await _drift(context, data, image.data)
+            variants[index]["drift"] = {item["character_id"]: item["drift"] for item in drifted}
+            warnings += [{**item, "variant": index} for item in drifted]
     new = NewDraft(
         project_id=data.project_id,
         kind=DraftKind.IMAGE,
@@ -118,6 +126,7 @@ async def generate_story_image(context: JobContext, data: StoryImageJobInput) ->
         provider=result.provider,
         model=result.model,
         parameters=parameters,
+        warnings=warnings,
         revises_id=data.revises_id,
         created_by=owner_id,
     )
@@ -142,4 +151,16 @@ async def generate_story_image(context: JobContext, data: StoryImageJobInput) ->
         },
         "usage": usage_document(result.usage),
         "metadata": result.metadata,
+        "warnings": warnings,
     }
+
+
+async def _drift(
+    context: JobContext, data: StoryImageJobInput, image: bytes
+) -> list[dict[str, Any]]:
+    """The panel's locked characters drifting from their references in this image; nothing
+    when the provider's bytes cannot be decoded (the image is stored and shown as it is)."""
+    try:
+        return await locked_drift_warnings(context.platform, data.target_id, image)
+    except ValueError:
+        return []

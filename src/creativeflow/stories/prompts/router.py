@@ -25,7 +25,10 @@ router = api_router(tags=["story content"])
     description="Built from the style guide, the panel's description, shot and angle, its "
     "characters' appearance, its location, its mood and the instructions that apply to it "
     "(`/instructions/applicable`); the reference images are its characters' primary designs, "
-    "its location's primary reference and the style guide's references.",
+    "its location's primary reference and the style guide's references. A character under "
+    "the identity lock (`locked`) gives an `identity` part instead of a `character` part (its "
+    "name, appearance traits and colours, to be drawn the same every time) and all its "
+    "designs, primary first, at most 4.",
     responses=error_responses(401, 403, 404, 422),
 )
 async def panel_prompt(

@@ -12,6 +12,7 @@ PartKind = Literal[
     "description",
     "camera",
     "character",
+    "identity",
     "location",
     "mood",
     "instruction",
@@ -32,8 +33,9 @@ class PanelPrompt(BaseModel):
     prompt: str = Field(description="The parts joined, in order: what generation will send")
     negative_prompt: str | None
     reference_image_ids: list[uuid.UUID] = Field(
-        description="The primary designs of its characters and reference of its location, then "
-        "the style guide's references"
+        description="The primary designs of its characters (every design, primary first, at "
+        "most 4, of a locked character), the primary reference of its location, then the "
+        "style guide's references"
     )
     parts: list[PromptPart]
     stored_prompt: str | None = Field(

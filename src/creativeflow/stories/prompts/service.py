@@ -6,6 +6,10 @@ apply to it (broad to narrow, as `applicable` resolves them), the palette and th
 Each part says where it came from; the characters' primary designs, the location's primary
 reference and the style guide's references are the images generation may condition on.
 
+A character under the identity lock (`locked`) takes an `identity` part instead of its
+`character` part ("Mara, always drawn the same: red scarf, freckles, colours #b3202a"), and
+all its designs (primary first, at most MAX_LOCKED_DESIGNS) instead of the primary alone.
+
 Many panels are built from one `PromptContext`, loaded in a fixed number of statements (the
 style guide, the project's instructions, the panels' cast and their images), so rebuilding a
 whole project (`apply`) costs the same few reads as one panel plus one write per changed panel.
@@ -33,6 +37,9 @@ from creativeflow.stories.prompts.schemas import PanelPrompt, PromptChange, Prom
 from creativeflow.stories.style.schemas import StyleGuideRead
 from creativeflow.stories.style.service import StyleGuideService
 
+# A locked character's designs a prompt conditions on: the primary, then the oldest others.
+MAX_LOCKED_DESIGNS = 4
+
 
 def _words(value: str | None) -> str:
     return (value or "").replace("_", " ")
@@ -44,6 +51,26 @@ def _primary(links: list[Any]) -> uuid.UUID | None:
             image_id: uuid.UUID = link.image_id
             return image_id
     return None
+
+
+def _character_part(character: Any) -> tuple[str, str]:
+    """The part a character adds: its name and traits, or, locked, its fixed identity."""
+    traits = ", ".join(character.appearance)
+    if not character.locked:
+        return "character", f"{character.name} ({traits})" if traits else character.name
+    pieces = [traits] if traits else []
+    if character.palette:
+        pieces.append("colours " + " ".join(character.palette))
+    fixed = ", ".join(pieces)
+    return "identity", f"{character.name}, always drawn the same" + (f": {fixed}" if fixed else "")
+
+
+def _character_images(character: Any, links: list[Any]) -> list[uuid.UUID]:
+    """Its primary design; all its designs when locked (primary first, as `links` are)."""
+    if character is not None and character.locked:
+        return [link.image_id for link in links[:MAX_LOCKED_DESIGNS]]
+    primary = _primary(links)
+    return [primary] if primary is not None else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +105,8 @@ def assemble(panel: Panel, chapter_id: uuid.UUID, context: PromptContext) -> Pan
     for character_id in character_ids:
         character = context.characters.get(character_id)
         if character is not None:
-            traits = ", ".join(character.appearance)
-            text = f"{character.name} ({traits})" if traits else character.name
-            add("character", text, "character", character.id)
+            kind, text = _character_part(character)
+            add(kind, text, "character", character.id)
     location = context.locations.get(panel.location_id) if panel.location_id else None
     if location is not None:
         pieces = (_words(location.setting), location.time_period, location.description)
@@ -99,7 +125,13 @@ def assemble(panel: Panel, chapter_id: uuid.UUID, context: PromptContext) -> Pan
     if guide.aspect_ratio:
         add("aspect_ratio", f"aspect ratio {guide.aspect_ratio}", "style_guide", project_id)
 
-    images = [_primary(context.designs.get(character_id, [])) for character_id in character_ids]
+    images: list[uuid.UUID | None] = [
+        image
+        for character_id in character_ids
+        for image in _character_images(
+            context.characters.get(character_id), context.designs.get(character_id, [])
+        )
+    ]
     if location is not None:
         images.append(_primary(context.references.get(location.id, [])))
     images += list(guide.reference_image_ids)
