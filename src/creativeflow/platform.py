@@ -194,8 +194,8 @@ def build_platform(
     from creativeflow.datasources.notifications import connect_datasource_events
     from creativeflow.realtime.publishing import connect_job_events
     from creativeflow.stories.access import register_story_subjects
-    from creativeflow.stories.generation.context import register_task_contexts
     from creativeflow.stories.notifications import connect_story_events
+    from creativeflow.stories.tasks.context import register_task_contexts
 
     connect_job_events(platform)
     connect_datasource_events(platform)

@@ -45,7 +45,7 @@ class SceneLine:
     summary: str | None
 
 
-class GenerationReads:
+class TaskReads:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 

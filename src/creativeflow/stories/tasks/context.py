@@ -49,8 +49,10 @@ from creativeflow.providers.tasks import (
 from creativeflow.stories.access import PROJECT_SUBJECT
 from creativeflow.stories.cast.models import CharacterRole
 from creativeflow.stories.content.models import Panel, Scene
-from creativeflow.stories.generation.repository import CastMember, ChapterLine
-from creativeflow.stories.generation.service import (
+from creativeflow.stories.instructions.resolution import Resolved
+from creativeflow.stories.projects.models import Project
+from creativeflow.stories.tasks.repository import CastMember, ChapterLine
+from creativeflow.stories.tasks.service import (
     CharacterMaterial,
     OutlineMaterial,
     PanelMaterial,
@@ -58,8 +60,6 @@ from creativeflow.stories.generation.service import (
     SceneMaterial,
     TaskContextService,
 )
-from creativeflow.stories.instructions.resolution import Resolved
-from creativeflow.stories.projects.models import Project
 
 # The input models' limits (providers/tasks.py) for the fields gathered here.
 NAME_LENGTH = 80

@@ -21,12 +21,6 @@ from creativeflow.stories.cast.models import Character
 from creativeflow.stories.cast.service import CastService, CharacterNotFound
 from creativeflow.stories.content.models import Chapter, Panel, Scene
 from creativeflow.stories.content.service import ChapterNotFound, PanelNotFound, SceneNotFound
-from creativeflow.stories.generation.repository import (
-    CastMember,
-    ChapterLine,
-    GenerationReads,
-    SceneLine,
-)
 from creativeflow.stories.instructions.repository import InstructionRepository
 from creativeflow.stories.instructions.resolution import Resolved, resolve
 from creativeflow.stories.projects.models import Project
@@ -35,6 +29,12 @@ from creativeflow.stories.prompts.schemas import PanelPrompt
 from creativeflow.stories.prompts.service import PromptContext, PromptService, assemble
 from creativeflow.stories.style.schemas import StyleGuideRead
 from creativeflow.stories.style.service import StyleGuideService
+from creativeflow.stories.tasks.repository import (
+    CastMember,
+    ChapterLine,
+    TaskReads,
+    SceneLine,
+)
 
 # The scenes of a character's profile: its first appearances are enough to know it.
 CHARACTER_SCENES = 50
@@ -96,7 +96,7 @@ class TaskContextService:
         self.principal = principal
         self.projects = ProjectService(session, principal)
         self.cast = CastService(session, principal)
-        self.reads = GenerationReads(session)
+        self.reads = TaskReads(session)
         self.instructions = InstructionRepository(session)
 
     async def _project(
