@@ -195,11 +195,14 @@ def build_platform(
     from creativeflow.realtime.publishing import connect_job_events
     from creativeflow.stories.access import register_story_subjects
     from creativeflow.stories.notifications import connect_story_events
+    from creativeflow.stories.tasks.context import register_task_contexts
 
     connect_job_events(platform)
     connect_datasource_events(platform)
     # Before anything asks who may read a project's jobs, images or channel.
     register_story_subjects()
+    # The story's projects, chapters, scenes, panels and characters as text tasks' contexts.
+    register_task_contexts()
     connect_story_events(platform)
     return platform
 

@@ -17,7 +17,7 @@ from creativeflow.providers.base import TextProvider, TextRequest, TextResult
 from creativeflow.providers.errors import ProviderRejected, ProviderTimeout
 from creativeflow.providers.local_text import LocalTextProvider
 from creativeflow.providers.nlp import count_tokens, split_sentences
-from creativeflow.providers.tasks import TASKS, TaskType, parse_output
+from creativeflow.providers.tasks import TASKS, TaskType, material_of, parse_output
 
 STORY = """Rain hammered the tin roofs of the Harbor District as Mira Vale slipped through the \
 crowd. She clutched the stolen ledger under her coat, its pages heavy with the names of every \
@@ -507,3 +507,32 @@ async def test_recursive_and_hand_written_schemas_stay_valid(provider: LocalText
     # Two enum values cannot make four unique items; everything else validates.
     schema["properties"]["items"]["uniqueItems"] = False
     check_with_jsonschema(output, schema)
+
+
+def test_material_of_leaves_the_directions_out() -> None:
+    assert material_of("Mira runs.\n\nInstructions:\n- Keep it short") == "Mira runs."
+    assert material_of("Instructions:\n- Keep it short") == ""
+    assert material_of("Mira reads the Instructions: page one.") == (
+        "Mira reads the Instructions: page one."
+    )
+
+
+async def test_directions_are_not_taken_for_story(provider: LocalTextProvider) -> None:
+    """The local provider cannot follow an "Instructions:" block (what a task run about a
+    story's thing adds); it must not make scenes or topics of it either."""
+    directed = {
+        "premise": "Mira steals the harbour ledger.",
+        "synopsis": "Instructions:\n- Keep the sea always in view",
+        "characters": ["Mira"],
+        "scene_count": 3,
+    }
+    output, _ = await run(provider, TaskType.CHAPTER_OUTLINE, directed)
+    plain, _ = await run(provider, TaskType.CHAPTER_OUTLINE, {**directed, "synopsis": None})
+    assert output == plain
+    assert "Instructions" not in json.dumps(output)
+
+    situation = f"{SITUATION}\n\nInstructions:\n- Whisper about the velvet armchair"
+    spoken, _ = await run(
+        provider, TaskType.DIALOGUE, {**INPUTS[TaskType.DIALOGUE], "situation": situation}
+    )
+    assert "armchair" not in json.dumps(spoken)

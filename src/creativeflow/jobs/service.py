@@ -83,11 +83,15 @@ class JobService:
         idempotency_key: str | None = None,
         retried_from: uuid.UUID | None = None,
         subject_checked: bool = False,
+        request: dict[str, Any] | None = None,
     ) -> tuple[Job, bool]:
         """The queued job, and whether it is new (False: the same Idempotency-Key and input
         were submitted before, and that job is returned). A job about a subject needs the
         right to change it, unless the module owning the subject has checked the caller's
-        right itself (`subject_checked`: reading is enough to export a project)."""
+        right itself (`subject_checked`: reading is enough to export a project). `request`:
+        what the client sent, when the input holds more (a text task's input gathered from
+        stored content): a reused Idempotency-Key is the same request when that is the
+        same, even if the content has changed since."""
         kind = job_kinds.get(kind_name)
         if kind is None:
             raise ValidationException.for_field("kind", f"unknown job kind {kind_name!r}")
@@ -100,7 +104,9 @@ class JobService:
         if subject is not None and self.principal is not None and not subject_checked:
             await ensure_writable(self.session, self.principal, subject.type, subject.id)
         owner_id = self.principal.user_id if self.principal else None
-        fingerprint = input_fingerprint(kind_name, document, subject)
+        fingerprint = input_fingerprint(
+            kind_name, document if request is None else request, subject
+        )
         if idempotency_key is not None:
             existing = await self._same_key(owner_id, idempotency_key, fingerprint)
             if existing is not None:

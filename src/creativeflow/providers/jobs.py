@@ -89,6 +89,7 @@ async def text_task(context: JobContext, data: TextTaskJobInput) -> dict[str, An
         },
         "usage": usage_document(result.usage),
         "metadata": result.metadata,
+        "context": data.context.model_dump(mode="json") if data.context else None,
     }
 
 

@@ -41,6 +41,7 @@ from creativeflow.providers.nlp import (
 )
 from creativeflow.providers.schema_fill import SchemaFiller
 from creativeflow.providers.tasks import (
+    INSTRUCTIONS_LABEL,
     TASKS,
     ChapterOutlineInput,
     ChapterOutlineOutput,
@@ -59,10 +60,12 @@ from creativeflow.providers.tasks import (
     SceneSummaryInput,
     SceneSummaryOutput,
     ShotType,
+    TaskInput,
     TaskOutput,
     TaskType,
     VisualPromptInput,
     VisualPromptOutput,
+    material_of,
 )
 
 PROVIDER = "local"
@@ -525,6 +528,21 @@ def _texts(value: Any) -> Iterable[str]:
             yield from _texts(item)
 
 
+def _material(data: TaskInput) -> TaskInput:
+    """The input without its directions (`INSTRUCTIONS_LABEL` blocks): this provider cannot
+    follow them, and must not take them for story. An optional field that held nothing else
+    is left out; a required one keeps its text."""
+    changes: dict[str, Any] = {}
+    for name, value in data:
+        if isinstance(value, str) and INSTRUCTIONS_LABEL in value:
+            material = material_of(value)
+            if material:
+                changes[name] = material
+            elif not type(data).model_fields[name].is_required():
+                changes[name] = None
+    return data.model_copy(update=changes) if changes else data
+
+
 def derive_seed(request: TextRequest) -> int:
     """A seed from the request's content, so an unseeded request is still repeatable."""
     content = [request.task, request.system, request.prompt, request.inputs, request.output_schema]
@@ -546,7 +564,7 @@ def generate(request: TextRequest, seed: int) -> tuple[dict[str, Any] | str, str
             raise ProviderRejected(
                 f"invalid {task} input '{where}': {first['msg']}", provider=PROVIDER
             ) from None
-        return generator(data, rng).model_dump(mode="json"), method
+        return generator(_material(data), rng).model_dump(mode="json"), method
     text = "\n\n".join(_texts(request.inputs)) or request.prompt
     if request.output_schema is not None:
         filler = SchemaFiller(request.output_schema, TextAnalysis(text), rng)

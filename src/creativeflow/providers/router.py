@@ -28,19 +28,21 @@ from creativeflow.jobs.repository import JobFilters
 from creativeflow.jobs.router import JobServiceDep, accepted, page_of_jobs, read_job
 from creativeflow.jobs.schemas import JobRead, JobSort, SortOrder
 from creativeflow.jobs.service import JobService, Subject, succeeded_result
+from creativeflow.providers.contexts import context_types, gather_task_context, merged_input
 from creativeflow.providers.jobs import IMAGE_KIND, TEXT_TASK_KIND
 from creativeflow.providers.schemas import (
     ImageGenerationRequest,
     ImageJobInput,
     SubjectFields,
     TaskCatalogEntry,
+    TaskContextUsed,
     TaskExecutionRequest,
     TaskResultRead,
     TextTaskJobInput,
     UsageTotal,
 )
 from creativeflow.providers.service import UsageService
-from creativeflow.providers.tasks import TASKS, task_catalog
+from creativeflow.providers.tasks import TASKS, TaskInput, TaskType, task_catalog
 from creativeflow.shared.core.exceptions import ValidationException
 
 router = api_router(tags=["generation"])
@@ -159,40 +161,95 @@ async def generation_history(
     response_model=JobRead,
     summary="Run an LLM task (a job)",
     description="`task_type` is one of `GET /tasks/types`, and `input` must match its input "
-    "schema (errors name the field as `input.<name>`). The result, validated against the "
-    "task's output schema, is at `/tasks/{id}/result`.",
+    "schema (errors name the field as `input.<name>`). With a `context` (a project, chapter, "
+    "scene, panel or character the task takes, as `GET /tasks/types` lists), the input is "
+    "gathered from it (the story so far, the cast, the instructions that apply) and any "
+    "`input` fields sent replace the gathered ones; the job then belongs to the target's "
+    "project, so its members see it and its socket hears it. Reading the target is enough "
+    "(generating text changes nothing): another user's target is 404. The result, validated "
+    "against the task's output schema, is at `/tasks/{id}/result`.",
     responses=_SUBMITTED,
 )
 async def execute_task(
     body: TaskExecutionRequest,
-    _generator: LimitedGenerator,
+    generator: LimitedGenerator,
+    session: DbSession,
     service: JobServiceDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> JobRead:
+    spec = TASKS[body.task_type]
+    if body.context is None:
+        if body.input is None:
+            raise ValidationException.for_field("input", "is required without a context")
+        data = TextTaskJobInput(
+            task_type=body.task_type,
+            input=_task_input(spec.input_model, body.input),
+            seed=body.seed,
+            temperature=body.temperature,
+        )
+        return await _submit(service, response, TEXT_TASK_KIND, data, body, idempotency_key)
+
+    gathered = await gather_task_context(session, generator, body.task_type, body.context)
+    sent = body.input or {}
+    merged = merged_input(gathered, sent)
+    subject = gathered.subject
+    if body.subject_type is not None and (body.subject_type, body.subject_id) != (
+        subject.type,
+        subject.id,
+    ):
+        raise ValidationException.for_field(
+            "subject_id", "a task run with a context belongs to the context's project"
+        )
+    data = TextTaskJobInput(
+        task_type=body.task_type,
+        input=_task_input(spec.input_model, merged),
+        seed=body.seed,
+        temperature=body.temperature,
+        context=TaskContextUsed(
+            type=body.context.type,
+            id=body.context.id,
+            gathered=sorted(gathered.input),
+            overridden=sorted(set(gathered.input) & set(sent)),
+            sources=gathered.sources,
+        ),
+    )
+    job, created = await service.submit(
+        TEXT_TASK_KIND,
+        data,
+        subject=subject,
+        priority=body.priority,
+        idempotency_key=idempotency_key,
+        # Reading the target was checked by its gatherer: that is enough to generate text.
+        subject_checked=True,
+        request=body.model_dump(mode="json"),
+    )
+    return accepted(response, job, created)
+
+
+def _task_input(model: type[TaskInput], values: dict[str, Any]) -> dict[str, Any]:
+    """`values` validated by the task's input model, as JSON; errors name `input.<field>`."""
     try:
-        task_input = TASKS[body.task_type].input_model.model_validate(body.input)
+        return model.model_validate(values).model_dump(mode="json")
     except ValidationError as exc:
         raise RequestValidationError(
             [{**err, "loc": ("body", "input", *err["loc"])} for err in exc.errors()]
         ) from exc
-    data = TextTaskJobInput(
-        task_type=body.task_type,
-        input=task_input.model_dump(mode="json"),
-        seed=body.seed,
-        temperature=body.temperature,
-    )
-    return await _submit(service, response, TEXT_TASK_KIND, data, body, idempotency_key)
 
 
 @router.get(
     "/tasks/types",
     response_model=list[TaskCatalogEntry],
     summary="The task types, with the JSON Schema of their input and output",
+    description="Each with the context types it may be run about (`context.type` of "
+    "`POST /tasks/execute`).",
     responses=error_responses(401),
 )
 async def task_types(_principal: CurrentPrincipal) -> list[dict[str, Any]]:
-    return task_catalog()
+    return [
+        {**entry, "context_types": context_types(TaskType(entry["name"]))}
+        for entry in task_catalog()
+    ]
 
 
 @router.get(

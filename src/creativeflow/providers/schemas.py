@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from creativeflow.providers.contexts import ContextType, TaskContextRef
 from creativeflow.providers.tasks import TaskType
 
 HexColour = Annotated[
@@ -35,13 +36,35 @@ class ImageJobInput(_Strict):
     format: Literal["png", "jpeg", "webp"] = "png"
 
 
-class TextTaskJobInput(_Strict):
-    """What `providers.text_task` runs on; `input` was validated against the task's model."""
-
+class _TaskParameters(_Strict):
     task_type: TaskType
-    input: dict[str, Any]
     seed: Seed | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
+
+
+class TaskContextUsed(_Strict):
+    """What a task run about a stored thing was given: the target, which input fields came
+    from it, which of those the client's own input replaced, and what was read."""
+
+    type: ContextType
+    id: uuid.UUID
+    gathered: list[str] = Field(description="Input fields filled from the target")
+    overridden: list[str] = Field(
+        description="Of those, the ones the client's `input` replaced (the client's value won)"
+    )
+    sources: dict[str, Any] = Field(
+        description="What was read, by kind: the project, chapters, scenes, panels, "
+        "characters, locations and instructions (ids)"
+    )
+
+
+class TextTaskJobInput(_TaskParameters):
+    """What `providers.text_task` runs on; `input` was validated against the task's model
+    (with a context: the gathered input, overridden by the client's), so the prompt can be
+    built again exactly."""
+
+    input: dict[str, Any]
+    context: TaskContextUsed | None = None
 
 
 class SubjectFields(_Strict):
@@ -62,9 +85,16 @@ class ImageGenerationRequest(ImageJobInput, SubjectFields):
     pass
 
 
-class TaskExecutionRequest(TextTaskJobInput, SubjectFields):
-    input: dict[str, Any] = Field(
-        description="The task's input; `GET /tasks/types` gives each task's JSON Schema"
+class TaskExecutionRequest(_TaskParameters, SubjectFields):
+    input: dict[str, Any] | None = Field(
+        default=None,
+        description="The task's input; `GET /tasks/types` gives each task's JSON Schema. "
+        "Required without a `context`; with one, any fields given here replace the gathered ones",
+    )
+    context: TaskContextRef | None = Field(
+        default=None,
+        description="What the task is about (`GET /tasks/types` lists the types each task "
+        "takes): its input is gathered from it, and the job belongs to its project",
     )
 
 
@@ -76,6 +106,9 @@ class TaskCatalogEntry(BaseModel):
     description: str
     input_schema: dict[str, Any]
     output_schema: dict[str, Any]
+    context_types: list[ContextType] = Field(
+        description="What `context.type` may name for this task (empty: input only)"
+    )
 
 
 class UsageTotal(BaseModel):
@@ -112,3 +145,6 @@ class TaskResultRead(BaseModel):
     timings: dict[str, float]
     usage: TaskUsage
     metadata: dict[str, Any]
+    context: TaskContextUsed | None = Field(
+        default=None, description="What the task was about, when it was run with a context"
+    )

@@ -33,6 +33,10 @@ SCENE_TEXT_MAX_LENGTH = 20_000
 DESCRIPTION_MAX_LENGTH = 5_000
 CONTEXT_MAX_LENGTH = 10_000
 MAX_CHARACTERS = 20
+# Standing directions added to a free-text field (by a task run about a story's thing) come
+# after the material, on a line of their own starting with this label.
+INSTRUCTIONS_LABEL = "Instructions:"
+_DIRECTIONS = re.compile(rf"(?:^|\n){re.escape(INSTRUCTIONS_LABEL)}(?:\n|$)")
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -475,6 +479,13 @@ TASKS: dict[TaskType, TaskSpec] = {
         ),
     )
 }
+
+
+def material_of(text: str) -> str:
+    """`text` without its directions: what comes before a line starting with
+    `INSTRUCTIONS_LABEL` (all of it when there is none)."""
+    found = _DIRECTIONS.search(text)
+    return (text if found is None else text[: found.start()]).strip()
 
 
 def validate_input(task: TaskType, data: dict[str, Any]) -> TaskInput:

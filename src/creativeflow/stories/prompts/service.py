@@ -153,7 +153,9 @@ class PromptService:
         self.instructions = InstructionService(session, principal)
         self.style = StyleGuideService(session, principal)
 
-    async def _context(self, project_id: uuid.UUID, panels: Sequence[Panel]) -> PromptContext:
+    async def context(self, project_id: uuid.UUID, panels: Sequence[Panel]) -> PromptContext:
+        """What the prompts of `panels` (access checked by the caller) are built from, in a
+        fixed number of statements."""
         cast = await self.cast.panel_characters([panel.id for panel in panels])
         character_ids = list(dict.fromkeys(cid for ids in cast.values() for cid in ids))
         location_ids = list({panel.location_id for panel in panels if panel.location_id})
@@ -170,7 +172,7 @@ class PromptService:
     async def build(self, panel_id: uuid.UUID) -> PanelPrompt:
         panel = await self.content.panel(panel_id)
         scene = await self.content.scene(panel.scene_id)
-        context = await self._context(panel.project_id, [panel])
+        context = await self.context(panel.project_id, [panel])
         return assemble(panel, scene.chapter_id, context)
 
     async def build_many(
@@ -178,7 +180,7 @@ class PromptService:
     ) -> list[PanelPrompt]:
         """The prompts of many panels of one project (each with its chapter id; access
         checked by the caller), from one context."""
-        context = await self._context(project_id, [panel for panel, _ in rows])
+        context = await self.context(project_id, [panel for panel, _ in rows])
         return [assemble(panel, chapter_id, context) for panel, chapter_id in rows]
 
     async def apply(
@@ -202,7 +204,7 @@ class PromptService:
         rows = await self.content.panels_in_reading_order(
             project_id, chapter_id=chapter_id, scene_id=scene_id
         )
-        context = await self._context(project_id, [panel for panel, _ in rows])
+        context = await self.context(project_id, [panel for panel, _ in rows])
         changes: list[PromptChange] = []
         for panel, panel_chapter in rows:
             built = assemble(panel, panel_chapter, context).prompt
