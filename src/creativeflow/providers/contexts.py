@@ -115,3 +115,45 @@ def merged_input(gathered: GatheredContext, sent: dict[str, Any]) -> dict[str, A
         if name not in merged:
             raise ValidationException.for_field("context", reason)
     return merged
+
+
+# -- what a task about a stored thing leaves behind ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutcome:
+    """A text task about a stored thing has succeeded: its validated output, and who asked."""
+
+    task: TaskType
+    target_type: ContextType
+    target_id: uuid.UUID
+    output: dict[str, Any]
+    prompt: str
+    provider: str
+    model: str
+    seed: int | None
+    job_id: uuid.UUID
+    owner_id: uuid.UUID | None
+    subject_id: uuid.UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeWrite:
+    """What the owning module makes of an outcome (a draft to review): fields added to the
+    job's result, and rows written in the transaction that records the job's success."""
+
+    result: dict[str, Any]
+    write: Callable[[AsyncSession], Awaitable[None]]
+
+
+OutcomeHandler = Callable[[TaskOutcome], OutcomeWrite | None]
+_outcome_handlers: dict[ContextType, OutcomeHandler] = {}
+
+
+def register_task_outcome(target_type: ContextType | str, handler: OutcomeHandler) -> None:
+    """`handler` turns a succeeded task about a `target_type` thing into what it leaves."""
+    _outcome_handlers[ContextType(target_type)] = handler
+
+
+def outcome_handler(target_type: ContextType | str) -> OutcomeHandler | None:
+    return _outcome_handlers.get(ContextType(target_type))

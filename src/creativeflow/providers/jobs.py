@@ -33,11 +33,13 @@ from creativeflow.providers.base import (
     ImageRequest,
     ImageResult,
     Progress,
+    TextResult,
 )
+from creativeflow.providers.contexts import TaskOutcome, outcome_handler
 from creativeflow.providers.errors import ProviderError
 from creativeflow.providers.schemas import HexColour, ImageJobInput, Seed, TextTaskJobInput
 from creativeflow.providers.service import CallRecord, record_call, run_text_task, usage_document
-from creativeflow.providers.tasks import TASKS
+from creativeflow.providers.tasks import TASKS, TaskType
 
 TEXT_TASK_KIND = "providers.text_task"
 IMAGE_KIND = "providers.generate_image"
@@ -74,7 +76,9 @@ async def text_task(context: JobContext, data: TextTaskJobInput) -> dict[str, An
         job_id=context.job_id,
     )
     await context.progress(0.95, "answer validated")
+    left = _outcome(context, data, spec.type, output, request.prompt, result)
     return {
+        **left,
         "task_type": spec.type.value,
         "output": output,
         "provider": result.provider,
@@ -238,6 +242,40 @@ async def _transform_image(
         "usage": usage_document(result.usage),
         "metadata": result.metadata,
     }
+
+
+def _outcome(
+    context: JobContext,
+    data: TextTaskJobInput,
+    task: TaskType,
+    output: dict[str, Any],
+    prompt: str,
+    result: TextResult,
+) -> dict[str, Any]:
+    """For a task about a stored thing, what its owner makes of the output (a draft),
+    written with the job's success; the fields it adds to the result."""
+    handler = outcome_handler(data.context.type) if data.context else None
+    if data.context is None or handler is None:
+        return {}
+    outcome = handler(
+        TaskOutcome(
+            task=task,
+            target_type=data.context.type,
+            target_id=data.context.id,
+            output=output,
+            prompt=prompt,
+            provider=result.provider,
+            model=result.model,
+            seed=result.seed,
+            job_id=context.job_id,
+            owner_id=context.owner_id,
+            subject_id=context.subject_id,
+        )
+    )
+    if outcome is None:
+        return {}
+    context.on_success(outcome.write)
+    return outcome.result
 
 
 # -- shared by the image kinds -------------------------------------------------------------------

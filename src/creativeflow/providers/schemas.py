@@ -145,6 +145,10 @@ class TaskResultRead(BaseModel):
     timings: dict[str, float]
     usage: TaskUsage
     metadata: dict[str, Any]
+    draft_id: uuid.UUID | None = Field(
+        default=None,
+        description="The draft a task about a stored thing left for review (`GET /drafts/{id}`)",
+    )
     context: TaskContextUsed | None = Field(
         default=None, description="What the task was about, when it was run with a context"
     )

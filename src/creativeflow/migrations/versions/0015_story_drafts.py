@@ -58,7 +58,7 @@ def upgrade() -> None:
             "status IN ('pending', 'selected', 'rejected')", name=op.f("ck_story_drafts_status")
         ),
         sa.CheckConstraint(
-            "target_type IN ('panel', 'cover', 'character', 'location', 'scene', 'chapter')",
+            "target_type IN ('panel', 'cover', 'character', 'location', 'scene', 'chapter', 'project')",
             name=op.f("ck_story_drafts_target_type"),
         ),
         sa.ForeignKeyConstraint(

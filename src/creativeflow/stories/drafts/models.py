@@ -1,11 +1,12 @@
 """Drafts: what a generation made, waiting for the writer's choice.
 
 `story_drafts`: one generation's output for one target (a panel, a chapter's cover, a
-character, a location, a scene), its variants (n images or n text options, a JSON list in
-order), the prompt and provider that made them, its job, and its status (`pending`, then
-`selected` or `rejected`). Selecting a variant writes it into the target and appends what the
-target held before to `history`, so an earlier choice can be restored. A revision links to the
-draft it revises. `story_draft_feedback`: ratings and comments, per variant.
+character, a location, a scene, a chapter, the project), its variants (n images or n text
+options, a JSON list in order), the prompt and provider that made them, its job, and its
+status (`pending`, then `selected` or `rejected`). Selecting a variant writes it into the
+target and appends what the target held before to `history`, so an earlier choice can be
+restored. A revision links to the draft it revises. `story_draft_feedback`: ratings and
+comments, per variant.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class DraftTarget(StrEnum):
     LOCATION = "location"
     SCENE = "scene"
     CHAPTER = "chapter"
+    PROJECT = "project"  # the next chapter's outline
 
 
 class DraftStatus(StrEnum):

@@ -36,6 +36,9 @@ class VariantRead(BaseModel):
     output: dict[str, Any] | None = Field(
         default=None, description="A text variant's whole output (the task's output schema)"
     )
+    panels: list[dict[str, Any]] | None = Field(
+        default=None, description="A storyboard's panels, as selecting creates them"
+    )
     seed: int | None = None
     drift: dict[str, float] | None = Field(
         default=None, description="Locked characters' drift from their references, by id"

@@ -12,7 +12,9 @@ history so that choice can be restored:
 | `panel_description` for a panel | the panel's description | the previous description |
 | `dialogue` for a panel | the panel's bubbles (speakers found by name) | the previous bubbles |
 | `scene_summary` for a scene | the scene's summary | the previous summary |
-| `chapter_outline` for a chapter | the chapter's summary (the logline) | the previous summary |
+| `visual_prompt` for a panel | the panel's kept prompt | the previous prompt |
+| `chapter_outline` for a chapter | its summary (the logline), its scenes appended | both undone |
+| `chapter_outline` for the project | a new last chapter with its scenes | deletes it |
 | `character_profile` for a character | description, personality, appearance | the previous ones |
 | storyboard for a scene | its panels, appended to the scene | deletes them |
 """
@@ -30,13 +32,16 @@ from creativeflow.stories.cast.schemas import CharacterUpdate, ImageLink
 from creativeflow.stories.cast.service import CHARACTER, LOCATION, CastService
 from creativeflow.stories.content.schemas import (
     Bubble,
+    ChapterCreate,
     ChapterUpdate,
     PanelCreate,
     PanelUpdate,
+    SceneCreate,
     SceneUpdate,
 )
 from creativeflow.stories.content.service import ContentService
 from creativeflow.stories.drafts.models import Draft, DraftKind, DraftTarget
+from creativeflow.stories.projects.service import Need
 
 _LABELS = {
     "character_sheet": "turnaround sheet",
@@ -76,6 +81,10 @@ class DraftTargets:
         elif "created_panel_ids" in previous:
             for panel_id in previous["created_panel_ids"]:
                 await self.content.delete_panel(uuid.UUID(panel_id), None)
+        elif "created_chapter_id" in previous:
+            await self.content.delete_chapter(uuid.UUID(previous["created_chapter_id"]), None)
+        elif "panel_prompt" in previous:
+            await self._set_prompt(target_id, previous["panel_prompt"])
         elif "dialogue" in previous:
             bubbles = [Bubble.model_validate(bubble) for bubble in previous["dialogue"]]
             await self.content.replace_dialogue(target_id, bubbles, None)
@@ -84,6 +93,8 @@ class DraftTargets:
         elif "scene" in previous:
             await self.content.update_scene(target_id, SceneUpdate(**previous["scene"]), None)
         elif "chapter" in previous:
+            for scene_id in previous.get("created_scene_ids", []):
+                await self.content.delete_scene(uuid.UUID(scene_id), None)
             await self.content.update_chapter(target_id, ChapterUpdate(**previous["chapter"]), None)
         elif "character" in previous:
             await self.cast.update(
@@ -134,6 +145,11 @@ class DraftTargets:
             bubbles = await self._bubbles(panel.project_id, output.get("lines") or [])
             await self.content.replace_dialogue(draft.target_id, bubbles, None)
             return {"dialogue": before}
+        if target is DraftTarget.PANEL and operation == "visual_prompt":
+            panel = await self.content.panel(draft.target_id)
+            before_text = panel.prompt
+            await self._set_prompt(draft.target_id, text)
+            return {"panel_prompt": before_text}
         if target is DraftTarget.PANEL:
             panel = await self.content.panel(draft.target_id)
             before_text = panel.description
@@ -148,7 +164,15 @@ class DraftTargets:
             chapter = await self.content.chapter(draft.target_id)
             before_text = chapter.summary
             await self.content.update_chapter(draft.target_id, ChapterUpdate(summary=text), None)
-            return {"chapter": {"summary": before_text}}
+            scenes = await self._scenes(chapter.id, output.get("scenes") or [])
+            return {"chapter": {"summary": before_text}, "created_scene_ids": scenes}
+        if target is DraftTarget.PROJECT:
+            title = str(output.get("title") or "New chapter")[:200]
+            made = await self.content.create_chapter(
+                draft.target_id, ChapterCreate(title=title, summary=text)
+            )
+            await self._scenes(made.id, output.get("scenes") or [])
+            return {"created_chapter_id": str(made.id)}
         if target is DraftTarget.CHARACTER:
             character = await self.cast.character(draft.target_id)
             previous = {
@@ -164,6 +188,23 @@ class DraftTargets:
             await self.cast.update(CHARACTER, draft.target_id, change, None, whole=False)
             return {"character": previous}
         raise ValidationException.for_field("target_type", f"text cannot be set on a {target}")
+
+    async def _scenes(self, chapter_id: uuid.UUID, outline: list[dict[str, Any]]) -> list[str]:
+        """An outline's scenes appended to the chapter, in order; their ids."""
+        created = []
+        for item in outline:
+            title = str(item.get("title") or "Scene")[:200]
+            scene = await self.content.create_scene(
+                chapter_id, SceneCreate(title=title, summary=item.get("summary"))
+            )
+            created.append(str(scene.id))
+        return created
+
+    async def _set_prompt(self, panel_id: uuid.UUID, prompt: str | None) -> None:
+        panel = await self.content.panel(panel_id, Need.WRITE)
+        panel.prompt = prompt
+        panel.touch(self.content.principal.user_id)
+        await self.content.save_panels([panel])
 
     async def _bubbles(self, project_id: uuid.UUID, lines: list[dict[str, Any]]) -> list[Bubble]:
         """Dialogue lines as bubbles; a line's character found by name (any case) among the

@@ -35,7 +35,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from creativeflow.identity.principal import Principal
 from creativeflow.jobs.service import Subject
-from creativeflow.providers.contexts import ContextType, GatheredContext, register_task_context
+from creativeflow.providers.contexts import (
+    ContextType,
+    GatheredContext,
+    register_task_context,
+    register_task_outcome,
+)
 from creativeflow.providers.tasks import (
     CONTEXT_MAX_LENGTH,
     DESCRIPTION_MAX_LENGTH,
@@ -51,6 +56,7 @@ from creativeflow.stories.cast.models import CharacterRole
 from creativeflow.stories.content.models import Panel, Scene
 from creativeflow.stories.instructions.resolution import Resolved
 from creativeflow.stories.projects.models import Project
+from creativeflow.stories.tasks.drafts import task_draft
 from creativeflow.stories.tasks.repository import CastMember, ChapterLine
 from creativeflow.stories.tasks.service import (
     CharacterMaterial,
@@ -519,3 +525,6 @@ def register_task_contexts() -> None:
     register_task_context(
         ContextType.CHARACTER, about_character, tasks=[TaskType.CHARACTER_PROFILE]
     )
+    # What each leaves: a draft to review.
+    for target_type in ContextType:
+        register_task_outcome(target_type, task_draft)
