@@ -185,7 +185,9 @@ def register(base_url: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
-def platform_server(database_url: str, data_dir: Path, port: int) -> Server:
+def platform_server(
+    database_url: str, data_dir: Path, port: int, extra_env: dict[str, str] | None = None
+) -> Server:
     env = {
         "ENVIRONMENT": "production",
         "DATABASE_URL": database_url,
@@ -196,6 +198,7 @@ def platform_server(database_url: str, data_dir: Path, port: int) -> Server:
         "RATE_LIMIT_ENABLED": "false",  # one user sends every request
         "PYTHONUNBUFFERED": "1",
         "PATH": str(VENV_BIN) + ":/usr/bin:/bin",
+        **(extra_env or {}),
     }
     argv = [str(VENV_BIN / "creativeflow"), "serve", "--host", "127.0.0.1", "--port", str(port)]
     return Server(
