@@ -249,9 +249,10 @@ async def test_a_panel_sequence_is_one_group_and_cancel_keeps_what_finished(
     assert await platform.jobs.runner.run_next()
     halfway = (await user.get(f"/api/v1/jobs/{group['id']}")).json()
     assert halfway["progress"] == 0.4
+    history = (await user.get("/api/v1/generate/history")).json()
+    assert group["id"] in {job["id"] for job in history["items"]}  # with its panels' jobs
+    assert history["total"] == 6
     cancelled = await user.post(f"/api/v1/generate/cancel/{group['id']}")
-    assert cancelled.status_code == 404  # not an image generation's id: the group's route is /jobs
-    cancelled = await user.post(f"/api/v1/jobs/{group['id']}/cancel")
     assert cancelled.json()["status"] == "cancelled", cancelled.text
     assert await platform.jobs.drain() == 0
     drafts = (await user.get("/api/v1/drafts", params={"project_id": made["project"]["id"]})).json()

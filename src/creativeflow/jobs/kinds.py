@@ -64,6 +64,8 @@ class JobKind:
     on_prune: PruneHandler | None = None
     # A group (`job_group`): never run itself; it ends when its last child job does.
     group: bool = False
+    # What the spec's routes list it under: "image" (`/generate/status`, `/generate/history`).
+    category: str | None = None
 
 
 class JobKindRegistry:
@@ -83,6 +85,9 @@ class JobKindRegistry:
     def names(self) -> list[str]:
         return sorted(self._kinds)
 
+    def of_category(self, category: str) -> tuple[str, ...]:
+        return tuple(sorted(k.name for k in self._kinds.values() if k.category == category))
+
 
 job_kinds = JobKindRegistry()
 
@@ -96,6 +101,7 @@ def job_kind(
     retries: Retries | None = None,
     cpu_heavy: bool = False,
     on_prune: PruneHandler | None = None,
+    category: str | None = None,
 ) -> Callable[[Any], Any]:
     """Decorator registering the function below it as the handler of kind `name`."""
 
@@ -110,6 +116,7 @@ def job_kind(
                 retries=retries or Retries(),
                 cpu_heavy=cpu_heavy,
                 on_prune=on_prune,
+                category=category,
             )
         )
         return handler
@@ -121,7 +128,13 @@ async def _group_never_runs(context: JobContext, data: Any) -> JobResult:
     raise RuntimeError("a job group is never claimed: its children run")
 
 
-def job_group(name: str, input_model: type[BaseModel], *, description: str = "") -> None:
+def job_group(
+    name: str,
+    input_model: type[BaseModel],
+    *,
+    description: str = "",
+    category: str | None = None,
+) -> None:
     """Register kind `name` as a group: submitted with its children
     (`JobService.submit_group`), running while any child is queued or running, its progress
     the share of children finished, and ending when the last one ends."""
@@ -132,6 +145,7 @@ def job_group(name: str, input_model: type[BaseModel], *, description: str = "")
             handler=_group_never_runs,
             description=description,
             group=True,
+            category=category,
         )
     )
 

@@ -45,6 +45,9 @@ TEXT_TASK_KIND = "providers.text_task"
 IMAGE_KIND = "providers.generate_image"
 IMAGE_VARIATIONS_KIND = "providers.image_variations"
 STYLE_TRANSFER_KIND = "providers.style_transfer"
+# The kinds `/generate/status`, `/generate/cancel` and `/generate/history` answer for (the
+# studios' image generations too).
+IMAGE_CATEGORY = "image"
 # Provider outages pass: a few attempts, a minute apart at most.
 _PROVIDER_RETRIES = Retries(backoff_seconds=5, max_backoff_seconds=60)
 
@@ -100,6 +103,7 @@ async def text_task(context: JobContext, data: TextTaskJobInput) -> dict[str, An
 @job_kind(
     IMAGE_KIND,
     ImageJobInput,
+    category=IMAGE_CATEGORY,
     description="Generate images from a prompt; they are stored and served at /api/v1/images",
     time_limit_seconds=900,
     retries=_PROVIDER_RETRIES,
@@ -169,6 +173,7 @@ class ImageEditJobInput(BaseModel):
 @job_kind(
     IMAGE_VARIATIONS_KIND,
     ImageEditJobInput,
+    category=IMAGE_CATEGORY,
     description="Variations of a stored image, stored and linked to it",
     time_limit_seconds=900,
     retries=_PROVIDER_RETRIES,
@@ -180,6 +185,7 @@ async def image_variations(context: JobContext, data: ImageEditJobInput) -> dict
 @job_kind(
     STYLE_TRANSFER_KIND,
     ImageEditJobInput,
+    category=IMAGE_CATEGORY,
     description="A stored image restyled (style, palette, prompt), stored and linked to it",
     time_limit_seconds=900,
     retries=_PROVIDER_RETRIES,

@@ -23,13 +23,14 @@ from creativeflow.http.rate_limits import charge_generation
 from creativeflow.http.routing import api_router
 from creativeflow.identity.permissions import Permission
 from creativeflow.identity.principal import Principal
+from creativeflow.jobs.kinds import job_kinds
 from creativeflow.jobs.models import JobStatus
 from creativeflow.jobs.repository import JobFilters
 from creativeflow.jobs.router import JobServiceDep, accepted, page_of_jobs, read_job
 from creativeflow.jobs.schemas import JobRead, JobSort, SortOrder
 from creativeflow.jobs.service import JobService, Subject, succeeded_result
 from creativeflow.providers.contexts import context_types, gather_task_context, merged_input
-from creativeflow.providers.jobs import IMAGE_KIND, TEXT_TASK_KIND
+from creativeflow.providers.jobs import IMAGE_CATEGORY, IMAGE_KIND, TEXT_TASK_KIND
 from creativeflow.providers.schemas import (
     ImageGenerationRequest,
     ImageJobInput,
@@ -61,8 +62,13 @@ LimitedGenerator = Annotated[Principal, Depends(_generation_quota)]
 GenerationId = Annotated[uuid.UUID, Path(description="The generation's job id")]
 TaskId = Annotated[uuid.UUID, Path(description="The task's job id")]
 _SUBMITTED = error_responses(401, 403, 404, 409, 422, 429)
-_IMAGE_KINDS = (IMAGE_KIND,)
 _TASK_KINDS = (TEXT_TASK_KIND,)
+
+
+def _image_kinds() -> tuple[str, ...]:
+    """Every image generation's kind: these routes' and the studios' (a panel's image, a
+    panel sequence), registered when their modules were imported."""
+    return job_kinds.of_category(IMAGE_CATEGORY)
 
 
 async def _submit(
@@ -115,7 +121,7 @@ async def generate_image(
     responses=error_responses(401, 404, 422),
 )
 async def generation_status(generation_id: GenerationId, service: JobServiceDep) -> JobRead:
-    return await read_job(service, generation_id, _IMAGE_KINDS)
+    return await read_job(service, generation_id, _image_kinds())
 
 
 @router.post(
@@ -126,7 +132,7 @@ async def generation_status(generation_id: GenerationId, service: JobServiceDep)
     responses=error_responses(401, 403, 404, 409, 422),
 )
 async def cancel_generation(generation_id: GenerationId, service: JobServiceDep) -> JobRead:
-    return JobRead.of(await service.cancel(generation_id, kinds=_IMAGE_KINDS))
+    return JobRead.of(await service.cancel(generation_id, kinds=_image_kinds()))
 
 
 @router.get(
@@ -141,7 +147,7 @@ async def generation_history(
     limit: Limit = 20,
     offset: Offset = 0,
 ) -> Page[JobRead]:
-    filters = JobFilters(statuses=status_filter or (), kinds=_IMAGE_KINDS)
+    filters = JobFilters(statuses=status_filter or (), kinds=_image_kinds())
     return await page_of_jobs(
         service,
         filters,

@@ -15,6 +15,7 @@ from creativeflow.jobs.context import JobContext
 from creativeflow.jobs.kinds import Retries, job_group, job_kind
 from creativeflow.providers.base import ImageEditRequest, ImageOperation, ImageRequest
 from creativeflow.providers.jobs import (
+    IMAGE_CATEGORY,
     call_image_provider,
     job_owner,
     read_source_image,
@@ -34,6 +35,7 @@ job_group(
     PANEL_SEQUENCE_KIND,
     PanelSequenceInput,
     description="Images for many panels: one stories.generate_image job per panel",
+    category=IMAGE_CATEGORY,
 )
 
 
@@ -43,6 +45,7 @@ job_group(
     description="An image for a panel, a cover, a character or a location, as a draft",
     time_limit_seconds=900,
     retries=_RETRIES,
+    category=IMAGE_CATEGORY,
 )
 async def generate_story_image(context: JobContext, data: StoryImageJobInput) -> dict[str, Any]:
     owner_id = job_owner(context)
