@@ -122,3 +122,26 @@ async def test_a_task_about_nothing_stored_leaves_no_draft(
     result = await result_of(user, platform, response.json()["id"])
     assert result["draft_id"] is None
     assert (await user.get("/api/v1/drafts")).json()["total"] == 0
+
+
+async def test_a_text_draft_is_revised_by_running_its_task_again_with_the_notes(
+    users: UserFactory, platform: Platform
+) -> None:
+    story = await build_story(await users.create())
+    owner = story.owner
+    draft = await task_draft(owner, platform, "dialogue", "panel", story.lamp["id"], seed=4)
+    await owner.post(
+        f"/api/v1/drafts/{draft['id']}/feedback", json={"variant": 0, "comment": "shorter lines"}
+    )
+    revised = await owner.post(
+        f"/api/v1/drafts/{draft['id']}/revise", json={"instructions": "Jonah is grumpy"}
+    )
+    assert revised.status_code == 202, revised.text
+    job = revised.json()
+    assert job["kind"] == "providers.text_task"
+    assert job["input"]["revision_notes"] == ["Jonah is grumpy", "shorter lines"]
+    assert job["input"]["input"] == draft["parameters"]["input"]  # the task as it ran
+    result = await result_of(owner, platform, job["id"])
+    new = (await owner.get(f"/api/v1/drafts/{result['draft_id']}")).json()
+    assert new["revises_id"] == draft["id"] and new["operation"] == "dialogue"
+    assert "apply these notes:\n- Jonah is grumpy\n- shorter lines" in new["prompt"]

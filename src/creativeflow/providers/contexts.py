@@ -128,6 +128,9 @@ class TaskOutcome:
     target_type: ContextType
     target_id: uuid.UUID
     output: dict[str, Any]
+    # The job's whole input (task type, input, context, seed …): enough to run it again.
+    task_input: dict[str, Any]
+    revises: uuid.UUID | None
     prompt: str
     provider: str
     model: str

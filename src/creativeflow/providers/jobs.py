@@ -67,6 +67,7 @@ async def text_task(context: JobContext, data: TextTaskJobInput) -> dict[str, An
         seed=data.seed,
         temperature=data.temperature,
         timeout=platform.settings.provider_job_timeout_seconds,
+        revision_notes=data.revision_notes,
     )
     await context.progress(0.1, f"asking {platform.text_provider.name}")
     started = time.perf_counter()
@@ -269,6 +270,8 @@ def _outcome(
             target_type=data.context.type,
             target_id=data.context.id,
             output=output,
+            task_input=data.model_dump(mode="json"),
+            revises=data.revises,
             prompt=prompt,
             provider=result.provider,
             model=result.model,

@@ -65,6 +65,11 @@ class TextTaskJobInput(_TaskParameters):
 
     input: dict[str, Any]
     context: TaskContextUsed | None = None
+    # A revision: notes added to the prompt, and what it revises (a draft), for its outcome.
+    revision_notes: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(
+        default_factory=list, max_length=20
+    )
+    revises: uuid.UUID | None = None
 
 
 class SubjectFields(_Strict):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
@@ -336,14 +337,22 @@ class TaskSpec:
         seed: int | None,
         temperature: float | None = None,
         timeout: float,
+        revision_notes: Sequence[str] = (),
     ) -> TextRequest:
-        """The request for this task built from validated `data`."""
+        """The request for this task built from validated `data`; with `revision_notes`, the
+        prompt asks for the answer again with those changes."""
         if not isinstance(data, self.input_model):
             raise TypeError(f"{self.type} needs {self.input_model.__name__}, not {type(data)}")
         schema = self.output_model.model_json_schema()
         instructions = self.instructions.format(**dict(data))
+        revision = (
+            "\n\nThis answer revises an earlier one: keep what works and apply these notes:\n"
+            + "\n".join(f"- {note}" for note in revision_notes)
+            if revision_notes
+            else ""
+        )
         prompt = (
-            f"{instructions}\n\n{render_inputs(data)}\n\n"
+            f"{instructions}\n\n{render_inputs(data)}{revision}\n\n"
             f"{_JSON_INSTRUCTION}\n{json.dumps(schema, ensure_ascii=False)}"
         )
         return TextRequest(

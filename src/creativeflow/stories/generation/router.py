@@ -262,8 +262,10 @@ async def panel_style_transfer(
 @_post(
     "/drafts/{draft_id}/revise",
     "Generate a draft again with what to change",
-    "The draft's prompt plus `instructions` and its feedback comments; the best-rated "
-    "variant's seed unless a `seed` is given. The new draft's `revises_id` is this draft.",
+    "An image draft: its prompt plus `instructions` and its feedback comments, with the "
+    "best-rated variant's seed unless a `seed` is given. A text draft (dialogue, a summary, a "
+    "storyboard …): its task again, as it ran, with those as revision notes. The new draft's "
+    "`revises_id` is this draft.",
 )
 async def revise_draft(
     draft_id: Annotated[uuid.UUID, Path(description="The draft's id")],

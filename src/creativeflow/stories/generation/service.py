@@ -21,6 +21,8 @@ from creativeflow.assets.service import ImageService
 from creativeflow.identity.principal import Principal
 from creativeflow.jobs.models import Job
 from creativeflow.jobs.service import JobService, Subject
+from creativeflow.providers.jobs import TEXT_TASK_KIND
+from creativeflow.providers.schemas import TextTaskJobInput
 from creativeflow.settings import Settings
 from creativeflow.shared.core.exceptions import ConflictException, ValidationException
 from creativeflow.stories.access import PROJECT_SUBJECT
@@ -28,7 +30,7 @@ from creativeflow.stories.cast.models import CharacterRole
 from creativeflow.stories.cast.service import CHARACTER, LOCATION, CastService
 from creativeflow.stories.content.models import Panel
 from creativeflow.stories.content.service import ContentService
-from creativeflow.stories.drafts.models import DraftKind
+from creativeflow.stories.drafts.models import Draft, DraftKind
 from creativeflow.stories.drafts.service import DraftService
 from creativeflow.stories.generation.jobs import GENERATE_IMAGE_KIND, PANEL_SEQUENCE_KIND
 from creativeflow.stories.generation.schemas import (
@@ -319,14 +321,13 @@ class GenerationService:
     ) -> tuple[Job, bool]:
         """A new generation from the draft's prompt with what to change: the instructions and
         the feedback comments. Unless a seed is given, the best-rated variant's seed is kept,
-        so what was liked stays. The new draft links to this one (`revises_id`)."""
+        so what was liked stays. A text draft's task runs again with them as revision notes.
+        The new draft links to this one (`revises_id`)."""
         draft = await self.drafts.get(draft_id, Need.WRITE)
-        if draft.kind != DraftKind.IMAGE:
-            raise ValidationException.for_field(
-                "draft_id", "only image drafts are revised here; run the text task again"
-            )
         feedback = (await self.drafts.feedback([draft])).get(draft.id, [])
         notes = [row.comment for row in feedback if row.comment]
+        if draft.kind != DraftKind.IMAGE:
+            return await self._revise_text(draft, request, notes, key)
         prompt = _join(draft.prompt, request.instructions, *notes)
         rated = sorted(
             (row for row in feedback if row.rating is not None),
@@ -352,6 +353,36 @@ class GenerationService:
         )
         options = ImageOptions(count=data.count, priority=request.priority)
         return await self._submit(data, options, key)
+
+    async def _revise_text(
+        self, draft: Draft, request: ReviseRequest, notes: list[str], key: str | None
+    ) -> tuple[Job, bool]:
+        """The draft's text task again, as it ran, with the instructions and the comments as
+        revision notes; its draft revises this one."""
+        if "task_type" not in draft.parameters:
+            raise ValidationException.for_field("draft_id", "this draft cannot be run again")
+        changes: dict[str, Any] = {
+            "revision_notes": [note[:2000] for note in [request.instructions, *notes] if note],
+            "revises": draft.id,
+        }
+        if request.seed is not None:
+            changes["seed"] = request.seed
+        data = TextTaskJobInput.model_validate(
+            {
+                name: value
+                for name, value in draft.parameters.items()
+                if name in TextTaskJobInput.model_fields
+            }
+            | changes
+        )
+        return await self.jobs.submit(
+            TEXT_TASK_KIND,
+            data,
+            subject=Subject(PROJECT_SUBJECT, draft.project_id),
+            priority=request.priority,
+            idempotency_key=key,
+            subject_checked=True,
+        )
 
     # -- shared --------------------------------------------------------------------------------
 

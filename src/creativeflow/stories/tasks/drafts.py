@@ -81,7 +81,9 @@ def task_draft(outcome: TaskOutcome) -> OutcomeWrite | None:
         prompt=outcome.prompt,
         provider=outcome.provider,
         model=outcome.model,
-        parameters={"task_type": outcome.task.value, "seed": outcome.seed},
+        # The task as it ran, so a revision can run it again with notes.
+        parameters={**outcome.task_input, "seed": outcome.seed},
+        revises_id=outcome.revises,
         created_by=outcome.owner_id,
     )
 
