@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Body, Path, Request, Response, status
+from fastapi import Body, Depends, Path, Request, Response, status
 
 from creativeflow.http.auth import DbSession
 from creativeflow.http.headers import IdempotencyKey
@@ -50,6 +50,10 @@ def _service(request: Request, session: DbSession, principal: Generator) -> Gene
     return GenerationService(session, principal, request.app.state.platform.settings)
 
 
+# The caller's generation service: editors and owners, within the generation rate limit.
+Service = Annotated[GenerationService, Depends(_service)]
+
+
 def _answer(response: Response, submitted: tuple[Job, bool]) -> JobRead:
     return accepted(response, *submitted)
 
@@ -78,14 +82,11 @@ Options = Annotated[ImageOptions | None, Body()]
 )
 async def generate_panel_image(
     panel_id: PanelId,
-    request: Request,
-    session: DbSession,
-    principal: Generator,
+    service: Service,
     response: Response,
     idempotency_key: IdempotencyKey = None,
     options: Options = None,
 ) -> JobRead:
-    service = _service(request, session, principal)
     return _answer(
         response, await service.panel_image(panel_id, options or ImageOptions(), idempotency_key)
     )
@@ -99,14 +100,11 @@ async def generate_panel_image(
 )
 async def generate_cover(
     chapter_id: Annotated[uuid.UUID, Path(description="The chapter's id")],
-    request: Request,
-    session: DbSession,
-    principal: Generator,
+    service: Service,
     response: Response,
     idempotency_key: IdempotencyKey = None,
     options: Options = None,
 ) -> JobRead:
-    service = _service(request, session, principal)
     return _answer(
         response, await service.cover(chapter_id, options or ImageOptions(), idempotency_key)
     )
@@ -120,14 +118,11 @@ async def generate_cover(
 )
 async def generate_character_sheet(
     character_id: Annotated[uuid.UUID, Path(description="The character's id")],
-    request: Request,
-    session: DbSession,
-    principal: Generator,
+    service: Service,
     response: Response,
     idempotency_key: IdempotencyKey = None,
     options: Options = None,
 ) -> JobRead:
-    service = _service(request, session, principal)
     return _answer(
         response,
         await service.character_sheet(character_id, options or ImageOptions(), idempotency_key),
@@ -140,13 +135,10 @@ async def generate_character_sheet(
 )
 async def generate_character_design(
     data: CharacterDesignRequest,
-    request: Request,
-    session: DbSession,
-    principal: Generator,
+    service: Service,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> JobRead:
-    service = _service(request, session, principal)
     return _answer(
         response, await service.character_design(data.character_id, data, idempotency_key)
     )
@@ -159,13 +151,10 @@ async def generate_character_design(
 )
 async def generate_background(
     data: BackgroundRequest,
-    request: Request,
-    session: DbSession,
-    principal: Generator,
+    service: Service,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> JobRead:
-    service = _service(request, session, principal)
     return _answer(
         response,
         await service.background(
@@ -183,13 +172,10 @@ async def generate_background(
 )
 async def generate_panel_sequence(
     data: PanelSequenceRequest,
-    request: Request,
-    session: DbSession,
-    principal: Generator,
+    service: Service,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> JobRead:
-    service = _service(request, session, principal)
     submitted = await service.panel_sequence(
         data,
         idempotency_key,
@@ -208,13 +194,10 @@ async def generate_panel_sequence(
 )
 async def auto_panel(
     data: AutoPanelRequest,
-    request: Request,
-    session: DbSession,
-    principal: Generator,
+    service: Service,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> JobRead:
-    service = _service(request, session, principal)
     submitted = await service.panel_sequence(
         data, idempotency_key, scene_id=data.scene_id, only_missing=True, workflow="auto_panel"
     )
@@ -228,14 +211,11 @@ async def auto_panel(
 )
 async def panel_variations(
     panel_id: PanelId,
-    request: Request,
-    session: DbSession,
-    principal: Generator,
+    service: Service,
     response: Response,
     idempotency_key: IdempotencyKey = None,
     data: Annotated[VariationRequest | None, Body()] = None,
 ) -> JobRead:
-    service = _service(request, session, principal)
     return _answer(
         response, await service.transform(panel_id, data or VariationRequest(), idempotency_key)
     )
@@ -249,13 +229,10 @@ async def panel_variations(
 async def panel_style_transfer(
     panel_id: PanelId,
     data: StyleTransferRequest,
-    request: Request,
-    session: DbSession,
-    principal: Generator,
+    service: Service,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> JobRead:
-    service = _service(request, session, principal)
     return _answer(response, await service.transform(panel_id, data, idempotency_key))
 
 
@@ -269,14 +246,11 @@ async def panel_style_transfer(
 )
 async def revise_draft(
     draft_id: Annotated[uuid.UUID, Path(description="The draft's id")],
-    request: Request,
-    session: DbSession,
-    principal: Generator,
+    service: Service,
     response: Response,
     idempotency_key: IdempotencyKey = None,
     data: Annotated[ReviseRequest | None, Body()] = None,
 ) -> JobRead:
-    service = _service(request, session, principal)
     return _answer(
         response, await service.revise(draft_id, data or ReviseRequest(), idempotency_key)
     )
