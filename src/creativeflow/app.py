@@ -46,6 +46,7 @@ from creativeflow.stories.prompts.router import router as story_prompts_router
 from creativeflow.stories.publishing.router import router as story_publishing_router
 from creativeflow.stories.style.router import router as story_style_router
 from creativeflow.stories.whole.router import router as story_whole_router
+from creativeflow.stories.workflows.router import router as story_workflows_router
 from creativeflow.webhooks.router import router as webhooks_router
 
 API_PREFIX = "/api/v1"
@@ -184,4 +185,5 @@ def _include_domain_routers(app: FastAPI) -> None:
     app.include_router(story_publishing_router, prefix=API_PREFIX)
     app.include_router(story_cast_router, prefix=API_PREFIX)
     app.include_router(story_consistency_router, prefix=API_PREFIX)
+    app.include_router(story_workflows_router, prefix=API_PREFIX)
     app.include_router(realtime_router, prefix=API_PREFIX)

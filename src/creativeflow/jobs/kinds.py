@@ -33,6 +33,7 @@ BUILTIN_JOB_MODULES = (
     "creativeflow.stories.publishing.jobs",
     "creativeflow.stories.generation.jobs",
     "creativeflow.stories.consistency.jobs",
+    "creativeflow.stories.workflows.jobs",
 )
 
 

@@ -231,6 +231,19 @@ class JobService:
             record_event(self.session.info, JobQueuedEvent(job_id=job.id, kind=job.kind))
         return rows
 
+    async def open_group(self, child_id: uuid.UUID) -> Job | None:
+        """The group of job `child_id`, locked until this transaction ends, when it is still
+        running and no cancel was asked for; None otherwise (or for a job of no group). A
+        stage's success write asks it before queueing the next stage (`add_children`), so a
+        cancelled group gets no new children: holding the lock, no cancel can come between."""
+        child = await self.jobs.get_or_none(child_id)
+        if child is None or child.parent_id is None:
+            return None
+        group = await self.jobs.lock_group(child.parent_id)
+        if group is None or group.status is not JobStatus.RUNNING or group.cancel_requested:
+            return None
+        return group
+
     async def _same_key(self, owner_id: uuid.UUID | None, key: str, fingerprint: str) -> Job | None:
         existing = await self.jobs.by_idempotency_key(owner_id, key)
         if existing is not None and existing.input_hash != fingerprint:

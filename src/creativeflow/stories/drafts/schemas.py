@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from creativeflow.stories.content.models import CameraAngle, Shot
+from creativeflow.stories.content.schemas import Bubble
 from creativeflow.stories.drafts.models import DraftKind, DraftStatus, DraftTarget
 
 MAX_BULK = 100
@@ -29,6 +31,26 @@ class FeedbackRead(BaseModel):
     created_by: uuid.UUID | None
 
 
+class StoryboardPanel(BaseModel):
+    """A storyboard variant's panel: what selecting it creates (the panel's fields), and
+    beside them what the text provider named."""
+
+    description: str | None = None
+    shot: Shot | None = None
+    camera_angle: CameraAngle | None = None
+    mood: str | None = None
+    notes: str | None = None
+    character_ids: list[uuid.UUID] = Field(default_factory=list)
+    location_id: uuid.UUID | None = None
+    dialogue: list[Bubble] = Field(default_factory=list)
+    characters: list[str] = Field(default_factory=list, description="The names the provider gave")
+    unmatched_names: list[str] = Field(
+        default_factory=list,
+        description="Names it gave that are none of the project's characters or locations",
+    )
+    dialogue_hint: str | None = None
+
+
 class VariantRead(BaseModel):
     index: int = Field(description="0-based, as `select` takes it")
     image_id: uuid.UUID | None = Field(default=None, description="An image variant's image")
@@ -36,8 +58,8 @@ class VariantRead(BaseModel):
     output: dict[str, Any] | None = Field(
         default=None, description="A text variant's whole output (the task's output schema)"
     )
-    panels: list[dict[str, Any]] | None = Field(
-        default=None, description="A storyboard's panels, as selecting creates them"
+    panels: list[StoryboardPanel] | None = Field(
+        default=None, description="A storyboard variant's panels, in order"
     )
     seed: int | None = None
     drift: dict[str, float] | None = Field(

@@ -276,11 +276,8 @@ class GenerationService:
                 "has no panels to generate" + (" without an image" if only_missing else ""),
             )
         project_id = rows[0][0].project_id
-        built = await self.prompts.build_many(project_id, rows)
-        children = [
-            (GENERATE_IMAGE_KIND, await self._panel_input(panel, prompt, options, offset))
-            for offset, ((panel, _), prompt) in enumerate(zip(rows, built, strict=True))
-        ]
+        inputs = await self.panel_image_inputs(project_id, rows, options)
+        children = [(GENERATE_IMAGE_KIND, data) for data in inputs]
         group = PanelSequenceInput(
             project_id=project_id,
             scene_id=scene_id,
@@ -296,6 +293,21 @@ class GenerationService:
             idempotency_key=key,
             subject_checked=True,
         )
+
+    async def panel_image_inputs(
+        self,
+        project_id: uuid.UUID,
+        rows: Sequence[tuple[Panel, uuid.UUID]],
+        options: ImageOptions,
+    ) -> list[StoryImageJobInput]:
+        """The `stories.generate_image` input of each panel (with its chapter id; all of one
+        project, access checked by the caller), their prompts built from one context; with a
+        seed, panel n of the list gets seed + n."""
+        built = await self.prompts.build_many(project_id, rows)
+        return [
+            await self._panel_input(panel, prompt, options, offset)
+            for offset, ((panel, _), prompt) in enumerate(zip(rows, built, strict=True))
+        ]
 
     async def _sequence_panels(
         self, scene_id: uuid.UUID | None, panel_ids: Sequence[uuid.UUID] | None
