@@ -278,6 +278,7 @@ class JobRunner:
     async def _succeed(self, job: Job, result: dict[str, Any], context: JobContext) -> bool:
         try:
             async with self.platform.write_transaction() as session:
+                await self._lock_group(session, job)
                 for write in context.success_writes:
                     await write(session)
                 if not await JobRepository(session).finish(
@@ -301,6 +302,13 @@ class JobRunner:
             return True
         await self._after_end(group)
         return True
+
+    @staticmethod
+    async def _lock_group(session: Any, job: Job) -> None:
+        """A child's ending locks its group first, as cancelling the group does (the group,
+        then its children): the two never wait on each other in opposite orders."""
+        if job.parent_id is not None:
+            await JobRepository(session).lock_group(job.parent_id)
 
     async def _settle_group(self, session: Any, job: Job) -> GroupSettled | None:
         if job.parent_id is None:
@@ -350,6 +358,7 @@ class JobRunner:
     async def _end(self, job: Job, status: JobStatus, *, code: str, message: str) -> None:
         group = None
         async with self.platform.write_transaction() as session:
+            await self._lock_group(session, job)
             if await JobRepository(session).finish(
                 job.id,
                 self.worker_id,

@@ -310,6 +310,8 @@ class JobService:
         now = utcnow()
         if job.parent_id is None and self._is_group(job):
             return await self._cancel_group(job, now)
+        if job.parent_id is not None:
+            await self.jobs.lock_group(job.parent_id)  # the group first, as everywhere
         if await self.jobs.cancel_queued(job.id, now):
             await self.session.refresh(job)
             record_event(
@@ -337,6 +339,7 @@ class JobService:
     async def _cancel_group(self, group: Job, now: datetime) -> Job:
         """Queued children never start, running ones stop at their next progress point;
         finished ones stay as they are. The group ends as cancelled with its last child."""
+        await self.jobs.lock_group(group.id)
         group.cancel_requested = True
         for child in await self.jobs.cancel_queued_children(group.id, now):
             record_event(

@@ -80,6 +80,8 @@ class JobSweeper:
                     f"answering; "
                     + ("retrying" if retry else f"no attempts left of {job.max_attempts}")
                 )
+                if job.parent_id is not None:
+                    await jobs.lock_group(job.parent_id)  # the group first, as everywhere
                 if await jobs.release_lost(job, now, retry=retry, message=message):
                     if retry:
                         requeued += 1
