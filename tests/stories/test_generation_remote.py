@@ -12,7 +12,8 @@ from creativeflow.platform import Platform
 from tests.factories import UserFactory
 from tests.providers.fake_servers import ScriptedServer, openai_images, scripted_server
 from tests.providers.test_comfyui import FakeComfyUI, comfy_server  # noqa: F401 (a fixture)
-from tests.stories.generation_helpers import generated_draft, studio
+from tests.stories.generation_helpers import finished_job, generated_draft, studio
+from tests.stories.test_identity_lock import solid, upload_design
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +86,27 @@ async def test_a_panel_image_from_a_remote_provider_is_a_draft_with_the_prompt_s
     assert pending["total"] == 3
     usage = (await user.get("/api/v1/usage")).json()["items"]
     assert {row["provider"] for row in usage} == {provider}
+
+
+async def test_reference_images_go_to_a_provider_that_takes_them(
+    users: UserFactory, platform: Platform, openai_server: ScriptedServer, comfy: FakeComfyUI
+) -> None:
+    user = await users.create()
+    made = await studio(user, panels=1)
+    design = await upload_design(user, made["character"]["id"], solid((200, 30, 30)), primary=True)
+    provider = platform.image_provider.name
+    if provider == "openai":
+        openai_server.script("POST", "/v1/images/edits", openai_images(1))
+    response = await user.post(f"/api/v1/panels/{made['panels'][0]['id']}/generate-image")
+    assert response.json()["input"]["reference_image_ids"] == [design]
+    job = await finished_job(user, platform, response.json()["id"])
+    if provider == "openai":
+        # gpt-image: the design is an image of an edit, the prompt the panel's
+        assert openai_server.calls("/v1/images/generations") == []
+        [call] = openai_server.calls("/v1/images/edits", "POST")
+        assert call.body.count(b'name="image[]"') == 1
+        assert call.form["prompt"].startswith(job["input"]["prompt"])
+        assert job["result"]["metadata"]["references_used"] == 1
+    else:
+        # ComfyUI's shipped workflow takes none: drawn from the prompt alone
+        assert len(comfy.prompts) == 1 and comfy.uploads == []

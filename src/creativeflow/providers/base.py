@@ -82,6 +82,11 @@ class ImageRequest:
     palette: tuple[str, ...] = ()
     format: ImageFormat = "png"
     timeout: float = 300.0
+    # Images the result must stay consistent with (a character's designs, a location's
+    # references), encoded. Providers that take reference images send them (OpenAI's
+    # gpt-image models, as the images of an edit); the others draw from the prompt alone
+    # and say so in their result's metadata (`references_used`: 0).
+    references: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

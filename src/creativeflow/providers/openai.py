@@ -67,6 +67,8 @@ KNOWN_SIZES: dict[str, tuple[tuple[int, int], ...]] = {
 MAX_IMAGES_PER_CALL = 10
 # File extensions of the source image formats, for the upload's file name.
 _EXTENSIONS: dict[str, str] = {"png": "png", "jpeg": "jpg", "webp": "webp"}
+# gpt-image takes up to 16 images in an edit.
+MAX_REFERENCES = 16
 
 _FENCED = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.S)
 
@@ -288,14 +290,27 @@ class OpenAIImageProvider(_Compatible):
         )
         body = {"model": self.model, "prompt": prompt, "size": f"{width}x{height}"}
         body |= _output_options(family, request.format)
+        references = request.references[:MAX_REFERENCES] if family == "gpt-image" else ()
         async with within(request.timeout, PROVIDER):
-            answers = await asyncio.gather(
-                *(
+            if references:
+                # gpt-image takes reference images as the images of an edit: the result is
+                # drawn from the prompt, consistent with them.
+                files = await asyncio.to_thread(_reference_files, references)
+                form = {key: str(value) for key, value in body.items()}
+                calls = [
+                    self._call(
+                        "POST", "/images/edits", deadline, data={**form, "n": str(n)}, files=files
+                    )
+                    for n in batches(request.count, _per_call(family))
+                ]
+            else:
+                calls = [
                     self._call("POST", "/images/generations", deadline, json={**body, "n": n})
                     for n in batches(request.count, _per_call(family))
-                )
-            )
+                ]
+            answers = await asyncio.gather(*calls)
             result = await self._collect(answers, request.format, deadline, started)
+        result.metadata["references_used"] = len(references)
         if progress is not None:
             await progress(1.0, f"{len(result.images)} image(s) received")
         return result
@@ -391,6 +406,16 @@ class OpenAIImageProvider(_Compatible):
             url = httpx.URL(f"{self._base_url}/").join(item["url"])
             return await download(self._client, str(url), PROVIDER, deadline, self._policy)
         raise MalformedResponse("openai sent an image without b64_json or url", provider=PROVIDER)
+
+
+def _reference_files(references: Sequence[bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:
+    """The references as `image[]` parts, each checked to be a PNG, JPEG or WebP."""
+    parts = []
+    for number, data in enumerate(references):
+        image_format = inspect_source(data, PROVIDER).format
+        name = f"reference-{number}.{_EXTENSIONS[image_format]}"
+        parts.append(("image[]", (name, data, f"image/{image_format}")))
+    return parts
 
 
 def model_family(model: str) -> str | None:

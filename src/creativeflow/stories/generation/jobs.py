@@ -9,9 +9,13 @@ succeeded, and `draft_ready` goes out with it.
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
+from creativeflow.assets.errors import ImageNotFound, StorageUnavailableError
+from creativeflow.assets.service import ImageService, read_object
 from creativeflow.jobs.context import JobContext
+from creativeflow.jobs.errors import JobFailed
 from creativeflow.jobs.kinds import Retries, job_group, job_kind
 from creativeflow.providers.base import ImageEditRequest, ImageOperation, ImageRequest
 from creativeflow.providers.jobs import (
@@ -76,6 +80,7 @@ async def generate_story_image(context: JobContext, data: StoryImageJobInput) ->
         )
         source_id = source.id
     else:
+        references = await _references(context, data.reference_image_ids)
         request = ImageRequest(
             prompt=data.prompt,
             negative_prompt=data.negative_prompt,
@@ -87,7 +92,9 @@ async def generate_story_image(context: JobContext, data: StoryImageJobInput) ->
             palette=tuple(data.palette),
             format=data.format,
             timeout=timeout,
+            references=references,
         )
+        del references  # the request holds the one copy
         result = await call_image_provider(
             context, "generate", lambda progress: provider.generate(request, progress)
         )
@@ -156,6 +163,28 @@ async def generate_story_image(context: JobContext, data: StoryImageJobInput) ->
         "metadata": result.metadata,
         "warnings": warnings,
     }
+
+
+async def _references(context: JobContext, image_ids: list[uuid.UUID]) -> tuple[bytes, ...]:
+    """The reference images' bytes, in order; one deleted since the job was submitted is left
+    out."""
+    if not image_ids:
+        return ()
+    platform = context.platform
+    async with platform.read_sessions() as session:
+        keys = {row.id: row.storage_key for row in await ImageService(session).by_ids(image_ids)}
+    await context.progress(0.01, f"reading {len(keys)} reference image(s)")
+    found = []
+    for image_id in image_ids:
+        if image_id not in keys:
+            continue
+        try:
+            found.append(await read_object(platform.storage, keys[image_id]))
+        except StorageUnavailableError as exc:
+            raise JobFailed("STORAGE_UNAVAILABLE", exc.detail, retryable=True) from exc
+        except ImageNotFound:
+            continue
+    return tuple(found)
 
 
 async def _drift(
