@@ -31,6 +31,7 @@ from creativeflow.identity.revocation import (
 from creativeflow.identity.service import AuthContext
 from creativeflow.identity.throttle import LoginThrottle, limits_storage
 from creativeflow.providers.base import ImageProvider, TextProvider
+from creativeflow.providers.embeddings import ImageEmbedder
 from creativeflow.providers.registry import build_image_provider, build_text_provider
 from creativeflow.realtime.hub import RealtimeHub, build_hub
 from creativeflow.settings import ConfigurationError, Settings
@@ -68,6 +69,8 @@ class Platform:
     # WebSocket channels: in process, or through Redis when REDIS_URL is set (`realtime/`).
     realtime: RealtimeHub
     redis: Redis | None = None
+    # Image embeddings for character drift (IMAGE_EMBEDDING_URL); None: features alone.
+    image_embedder: ImageEmbedder | None = None
     # Request rate limits (`http/rate_limits.py`); None when RATE_LIMIT_ENABLED is false.
     rate_limits: RateLimiter | None = None
     # SQLite takes one writer at a time: write requests queue here, in arrival order, instead
@@ -105,6 +108,8 @@ class Platform:
         await self.outbox.stop()
         await self.text_provider.aclose()
         await self.image_provider.aclose()
+        if self.image_embedder is not None:
+            await self.image_embedder.aclose()
         await self.storage.aclose()
         self.render_executor.shutdown(wait=False, cancel_futures=True)
         await self.realtime.close()
@@ -169,6 +174,7 @@ def build_platform(
         events=EventBus(),
         text_provider=build_text_provider(settings),
         image_provider=build_image_provider(settings, render_executor),
+        image_embedder=ImageEmbedder.from_settings(settings),
         storage=build_storage(settings),
         render_executor=render_executor,
         realtime=build_hub(settings, redis, role=role),

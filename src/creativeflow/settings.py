@@ -119,6 +119,11 @@ class Settings(BaseSettings):
     ideogram_api_key: SecretStr | None = None
     ideogram_model: str = "V_2"
     # ComfyUI server; its workflow is the shipped template unless COMFYUI_WORKFLOW_FILE is set.
+    # Image embeddings for character drift (providers/embeddings.py): a multimodal embeddings
+    # API in Jina's form; unset, drift is measured from image features alone.
+    image_embedding_url: str | None = None
+    image_embedding_model: str = "jina-clip-v2"
+    image_embedding_api_key: SecretStr | None = None
     comfyui_url: str | None = None
     comfyui_workflow_file: Path | None = None
     comfyui_checkpoint: str = "sd_xl_base_1.0.safetensors"
@@ -173,6 +178,9 @@ class Settings(BaseSettings):
     # A consistency check comparing at most this many panel images is answered in the
     # request; a larger one runs as a job (`stories.consistency_check`).
     story_consistency_inline_panels: int = Field(default=40, ge=0, le=5000)
+    # With image embeddings configured: the cosine distance from a character's closest primary
+    # design above which a panel is flagged too.
+    story_embedding_threshold: float = Field(default=0.25, ge=0.0, le=1.0)
 
     # -- realtime (WebSockets) -----------------------------------------------------------------
     # Each channel keeps its last REALTIME_REPLAY_EVENTS messages, none older than

@@ -49,7 +49,15 @@ class PanelPlace(BaseModel):
 class PanelDrift(PanelPlace):
     image_id: uuid.UUID = Field(description="The panel's selected image")
     drift: float = Field(description="0 (the same picture) .. 1, against the closest reference")
-    over_threshold: bool
+    embedding_distance: float | None = Field(
+        default=None,
+        description="With image embeddings configured: the cosine distance (0..1) from the "
+        "closest reference",
+    )
+    over_threshold: bool = Field(
+        description="The drift is above the threshold, or the embedding distance above the "
+        "embedding threshold"
+    )
 
 
 class CharacterDrift(BaseModel):
@@ -95,6 +103,14 @@ class ConsistencyReport(BaseModel):
     chapter_id: uuid.UUID | None
     character_ids: list[uuid.UUID] | None = Field(description="As asked (null: all)")
     threshold: float
+    embedding_threshold: float | None = Field(
+        default=None, description="Set when image embeddings were measured too"
+    )
+    embedding_model: str | None = None
+    embedding_error: str | None = Field(
+        default=None,
+        description="Why the embeddings stopped being measured (the drift stands without them)",
+    )
     panels: int = Field(description="Panels checked")
     images: int = Field(description="Panel images compared with references")
     characters: list[CharacterDrift] = Field(description="Characters with a primary design")

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,8 @@ from creativeflow.assets.service import ImageService, read_object
 from creativeflow.identity.principal import Principal
 from creativeflow.jobs.models import Job
 from creativeflow.jobs.service import JobService, Subject, succeeded_result
+from creativeflow.providers.embeddings import cosine_distance
+from creativeflow.providers.errors import ProviderError
 from creativeflow.settings import Settings
 from creativeflow.shared.core.exceptions import ValidationException
 from creativeflow.stories.access import PROJECT_SUBJECT
@@ -107,6 +109,8 @@ class CheckPlan:
     panels: tuple[PanelView, ...]
     characters: tuple[CharacterView, ...]  # the whole project's, by name
     locations: dict[uuid.UUID, str]
+    # The cosine distance flagged too when image embeddings are configured.
+    embedding_threshold: float = 0.25
 
     @property
     def checked(self) -> tuple[CharacterView, ...]:
@@ -181,6 +185,7 @@ class ConsistencyService:
             if request.character_ids
             else None,
             threshold=self.threshold(request.threshold),
+            embedding_threshold=self.settings.story_embedding_threshold,
             panels=tuple(
                 PanelView(
                     id=row.id,
@@ -255,6 +260,21 @@ class _Features:
 
     platform: Platform
     known: dict[str | uuid.UUID, ImageFeatures | _Problem] = field(default_factory=dict)
+    # With an image embedder: each picture's embedding, asked for as it is read.
+    vectors: dict[str | uuid.UUID, list[float]] = field(default_factory=dict)
+    embedding_error: str | None = None
+
+    def vector_of(self, reference: Reference) -> list[float] | None:
+        return self.vectors.get(reference.storage_key or reference.image_id)
+
+    async def embed(self, key: str | uuid.UUID, data: bytes) -> None:
+        embedder = self.platform.image_embedder
+        if embedder is None or self.embedding_error is not None:
+            return
+        try:
+            [self.vectors[key]] = await embedder.embed([data])
+        except ProviderError as exc:  # the drift stands without them
+            self.embedding_error = exc.message
 
     async def of(self, reference: Reference) -> ImageFeatures:
         key = reference.storage_key or reference.image_id
@@ -278,9 +298,20 @@ class _Features:
             raise _Problem("IMAGE_BYTES_MISSING", "The image's bytes are missing") from exc
         async with self.platform.image_decode_slots:
             try:
-                return await asyncio.to_thread(features_of, data)
+                found = await asyncio.to_thread(features_of, data)
             except ValueError as exc:
                 raise _Problem("IMAGE_UNREADABLE", str(exc)) from exc
+        await self.embed(reference.storage_key, data)
+        return found
+
+    def embedding_distance(self, panel: Reference, references: Sequence[Reference]) -> float | None:
+        """The cosine distance of the panel's embedding from the closest reference's; None
+        without embeddings."""
+        vector = self.vector_of(panel)
+        others = [v for v in (self.vector_of(ref) for ref in references) if v is not None]
+        if vector is None or not others:
+            return None
+        return min(cosine_distance(vector, other) for other in others)
 
 
 def _text_issues(plan: CheckPlan) -> list[TextIssue]:
@@ -348,12 +379,14 @@ async def run_check(
     """The report of a plan, with no session open: images are read from storage and decoded
     in worker threads. Progress (0.05..0.99) as the panel images are compared."""
     features = _Features(platform)
+    embedder = platform.image_embedder
     issues = await asyncio.to_thread(_text_issues, plan)  # many panels: many regex passes
     references, unchecked = await _references(plan, features)
     if progress is not None:
         await progress(0.05, "references read")
 
     measured = set(references)
+    primaries = {character.id: character.primary for character in plan.checked}
     drifts: dict[uuid.UUID, list[PanelDrift]] = {character_id: [] for character_id in references}
     problems: list[ImageProblem] = []
     to_compare = [panel for panel in plan.panels_to_compare() if panel.text.cast & measured]
@@ -374,12 +407,17 @@ async def run_check(
         else:
             for character_id in panel.text.cast & measured:
                 value = drift(image, references[character_id])
+                distance = features.embedding_distance(panel.image, primaries[character_id])
                 drifts[character_id].append(
                     PanelDrift(
                         **panel.place(),
                         image_id=panel.image.image_id,
                         drift=round(value, DRIFT_DIGITS),
-                        over_threshold=value > plan.threshold,
+                        embedding_distance=None
+                        if distance is None
+                        else round(distance, DRIFT_DIGITS),
+                        over_threshold=value > plan.threshold
+                        or (distance is not None and distance > plan.embedding_threshold),
                     )
                 )
         if progress is not None and (number % every == 0 or number == len(to_compare)):
@@ -399,6 +437,9 @@ async def run_check(
         chapter_id=plan.chapter_id,
         character_ids=list(plan.character_ids) if plan.character_ids is not None else None,
         threshold=plan.threshold,
+        embedding_threshold=plan.embedding_threshold if embedder else None,
+        embedding_model=embedder.model if embedder else None,
+        embedding_error=features.embedding_error,
         panels=len(plan.panels),
         images=len(to_compare) - len(problems),
         characters=[
@@ -460,17 +501,25 @@ async def locked_drift_warnings(
     async with platform.image_decode_slots:
         panel = await asyncio.to_thread(features_of, image)
     features = _Features(platform)
+    new_image = Reference(uuid.uuid4(), None)  # this image's embedding, under its own key
+    await features.embed(new_image.image_id, image)
+    embedding_limit = platform.settings.story_embedding_threshold
     warnings = []
     for character_id, name in cast:
+        primaries = [Reference(image_id, keys.get(image_id)) for image_id in designs[character_id]]
         references = []
-        for image_id in designs[character_id]:
+        for reference in primaries:
             with contextlib.suppress(_Problem):
-                references.append(await features.of(Reference(image_id, keys.get(image_id))))
+                references.append(await features.of(reference))
         if not references:
             continue
         value = drift(panel, references)
-        if value > limit:
-            warnings.append(_drift_warning(character_id, name, value, limit))
+        distance = features.embedding_distance(new_image, primaries)
+        if value > limit or (distance is not None and distance > embedding_limit):
+            warning = _drift_warning(character_id, name, value, limit)
+            if distance is not None:
+                warning["embedding_distance"] = round(distance, DRIFT_DIGITS)
+            warnings.append(warning)
     return warnings
 
 
