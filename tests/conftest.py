@@ -66,6 +66,10 @@ def _settings(database_url: str, data_dir: Path, **overrides: object) -> Setting
         # address, and in Redis (TEST_REDIS_URL) the counts outlive a run. The limits
         # themselves are tested in tests/http/test_rate_limits.py with small windows.
         "rate_limit_default": "100000/hour",
+        # Every fixture user hashes and verifies a password: at OWASP's cost that is ~0.1 s
+        # each. tests/identity/test_passwords.py checks the real parameters.
+        "password_hash_memory_kib": 64,
+        "password_hash_time_cost": 1,
         **overrides,
     }
     return Settings.model_validate(values)

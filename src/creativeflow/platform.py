@@ -22,6 +22,7 @@ from creativeflow.db.engine import create_engine, create_session_factory, writer
 from creativeflow.db.reads import ReadConnections, create_read_connections
 from creativeflow.encryption import FieldCipher
 from creativeflow.http.rate_limits import RateLimiter, build_rate_limiter
+from creativeflow.identity.passwords import Passwords
 from creativeflow.identity.principal_cache import PrincipalCache
 from creativeflow.identity.revocation import (
     NoRevocationMirror,
@@ -161,6 +162,7 @@ def build_platform(
         revocations=revocations,
         access_ttl=timedelta(minutes=settings.access_token_expire_minutes),
         refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
+        passwords=Passwords(settings.password_hash_memory_kib, settings.password_hash_time_cost),
         principals=PrincipalCache(ttl_seconds=settings.principal_cache_seconds),
         reads=reads,
     )

@@ -15,6 +15,10 @@ from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# OWASP's argon2id parameters (identity/passwords.py hashes with them by default).
+OWASP_MEMORY_KIB = 19 * 1024
+OWASP_TIME_COST = 2
+
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
@@ -69,6 +73,11 @@ class Settings(BaseSettings):
     rate_limit_enabled: bool = True
     rate_limit_default: str = "1000/hour"
     rate_limit_generation: str = "10/minute"
+    # argon2id's cost for new password hashes. OWASP's (19 MiB, 2 passes: the same numbers as
+    # identity/passwords.py) by default; lower only for test suites, where every fixture user
+    # pays it (production refuses less).
+    password_hash_memory_kib: int = Field(default=OWASP_MEMORY_KIB, ge=8, le=1024 * 1024)
+    password_hash_time_cost: int = Field(default=OWASP_TIME_COST, ge=1, le=20)
 
     login_max_failures_per_account: int = 5
     login_max_failures_per_address: int = 20
@@ -276,6 +285,14 @@ class Settings(BaseSettings):
             assert self.secret_key is not None
             if len(self.secret_key.get_secret_value()) < 32:
                 raise ConfigurationError("SECRET_KEY must be at least 32 characters")
+            if (
+                self.password_hash_memory_kib < OWASP_MEMORY_KIB
+                or self.password_hash_time_cost < OWASP_TIME_COST
+            ):
+                raise ConfigurationError(
+                    "PASSWORD_HASH_MEMORY_KIB and PASSWORD_HASH_TIME_COST may not be below "
+                    f"OWASP's {OWASP_MEMORY_KIB} KiB and {OWASP_TIME_COST} in production"
+                )
         if "*" in self.allowed_origins:
             # Credentialed CORS for every site would let any page act as the signed-in user.
             raise ConfigurationError("ALLOWED_ORIGINS must list origins; '*' is not accepted")

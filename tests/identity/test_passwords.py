@@ -25,6 +25,14 @@ from creativeflow.identity.passwords import hash_password, verify_password
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 LOGIN = "/api/v1/auth/login"
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, object]:
+    """OWASP's parameters, as deployed (the suite's other modules hash at a test cost)."""
+    return {"password_hash_memory_kib": 19 * 1024, "password_hash_time_cost": 2}
+
+
 OWASP_ARGON2ID = "$argon2id$v=19$m=19456,t=2,p=1$"
 
 
@@ -233,3 +241,18 @@ async def test_other_requests_make_progress_while_a_login_hashes(
 
     assert ticks >= 3, (ticks, duration)
     assert stall < duration / 2, (stall, duration)
+
+
+def test_production_refuses_a_cost_below_owasps(tmp_path: Any) -> None:
+    from creativeflow.settings import ConfigurationError, Settings
+
+    values: dict[str, Any] = {
+        "environment": "production",
+        "secret_key": "x" * 40,
+        "database_url": "sqlite+aiosqlite:///x.db",
+        "allowed_origins": ["https://app.example.com"],
+        "data_dir": tmp_path,
+    }
+    assert Settings(_env_file=None, **values).password_hash_memory_kib == 19 * 1024
+    with pytest.raises(ConfigurationError, match="PASSWORD_HASH_MEMORY_KIB"):
+        Settings(_env_file=None, **values, password_hash_memory_kib=64)

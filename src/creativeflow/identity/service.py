@@ -24,7 +24,7 @@ from creativeflow.db.reads import ReadConnections
 from creativeflow.db.types import utcnow
 from creativeflow.identity import queries as identity_queries
 from creativeflow.identity.models import ApiKey, AuthSession, RefreshToken, User
-from creativeflow.identity.passwords import hash_password, verify_password
+from creativeflow.identity.passwords import OWASP, Passwords
 from creativeflow.identity.permissions import DEFAULT_ROLE
 from creativeflow.identity.principal import Principal
 from creativeflow.identity.principal_cache import PrincipalCache
@@ -65,6 +65,7 @@ class AuthContext:
     refresh_ttl: timedelta
     principals: PrincipalCache
     reads: ReadConnections
+    passwords: Passwords = OWASP
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ class AuthService:
             email=email,
             username=data.username,
             name=data.name,
-            password_hash=await hash_password(data.password),
+            password_hash=await self.ctx.passwords.hash(data.password),
             is_active=True,
         )
         user.created_by = user.updated_by = actor or user.id
@@ -185,7 +186,9 @@ class AuthService:
         # case), so switching between the two does not buy more guesses.
         account = _throttle_key(user, login)
         await self.ctx.throttle.check(account, client.address)
-        matches, new_hash = await verify_password(password, user.password_hash if user else None)
+        matches, new_hash = await self.ctx.passwords.verify(
+            password, user.password_hash if user else None
+        )
         if user is None or not matches or not user.is_active:
             await self.ctx.throttle.record_failure(account, client.address)
             raise AuthenticationException(
@@ -297,7 +300,7 @@ class AuthService:
         # guessing it at login, and counts against the same account.
         account, address = _throttle_key(user, ""), client.address if client else None
         await self.ctx.throttle.check(account, address)
-        matches, _ = await verify_password(current, user.password_hash)
+        matches, _ = await self.ctx.passwords.verify(current, user.password_hash)
         if not matches:
             await self.ctx.throttle.record_failure(account, address)
             raise AuthenticationException(
@@ -308,7 +311,7 @@ class AuthService:
                 "The new password must differ from the current one",
                 errors=[{"field": "new_password", "message": "same as the current password"}],
             )
-        user.password_hash = await hash_password(new)
+        user.password_hash = await self.ctx.passwords.hash(new)
         user.updated_by = user.id
         now = utcnow()
         revoked = await self.sessions.revoke_for_user(
