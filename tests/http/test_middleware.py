@@ -162,7 +162,16 @@ async def test_no_hsts_outside_production(client: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "settings_overrides", [{"environment": Environment.PRODUCTION}], indirect=False
+    "settings_overrides",
+    # Production refuses the suite's test password cost: OWASP's, as deployed.
+    [
+        {
+            "environment": Environment.PRODUCTION,
+            "password_hash_memory_kib": 19 * 1024,
+            "password_hash_time_cost": 2,
+        }
+    ],
+    indirect=False,
 )
 async def test_hsts_in_production(build_client: Callable[..., Any]) -> None:
     async with build_client(_explode_route) as (app, client):

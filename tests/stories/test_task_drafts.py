@@ -104,6 +104,9 @@ async def test_panel_descriptions_of_a_scene_are_a_storyboard_that_select_writes
     assert (draft["kind"], draft["operation"]) == ("storyboard", "storyboard")
     panels = draft["variants"][0]["panels"]
     assert len(panels) == 3 and all(panel["description"] for panel in panels)
+    # Laid out as the storyboard workflow does: the cast found by name in each panel.
+    cast = {cid for panel in panels for cid in panel["character_ids"]}
+    assert story.mara["id"] in cast
     before = (await owner.get(f"/api/v1/scenes/{scene_id}/panels")).json()["total"]
     await owner.post(f"/api/v1/drafts/{draft['id']}/select")
     after = (await owner.get(f"/api/v1/scenes/{scene_id}/panels")).json()

@@ -99,6 +99,8 @@ class GenerationService:
         self.jobs = JobService(
             session, principal, default_max_attempts=settings.job_default_max_attempts
         )
+        self._guides: dict[uuid.UUID, StyleGuideRead] = {}
+        self._colours: dict[uuid.UUID, list[dict[str, Any]]] = {}
 
     # -- targets -------------------------------------------------------------------------------
 
@@ -113,7 +115,7 @@ class GenerationService:
     async def _panel_input(
         self, panel: Panel, built: PanelPrompt, options: ImageOptions, seed_offset: int = 0
     ) -> StoryImageJobInput:
-        guide = await self.style.get(panel.project_id)
+        guide = await self._guide(panel.project_id)
         seed = None if options.seed is None else (options.seed + seed_offset) % 2**32
         return await self._input(
             panel.project_id,
@@ -450,13 +452,24 @@ class GenerationService:
             reference_image_ids=chosen,
         )
 
+    async def _guide(self, project_id: uuid.UUID) -> StyleGuideRead:
+        """The style guide, read once per request (a sequence builds many panels' inputs)."""
+        if project_id not in self._guides:
+            self._guides[project_id] = await self.style.get(project_id)
+        return self._guides[project_id]
+
     async def _reference_palette(self, image_ids: Sequence[uuid.UUID]) -> list[str]:
-        """The colours the reference images share most, weighted by their share in each."""
-        if not image_ids:
-            return []
+        """The colours the reference images share most, weighted by their share in each;
+        each image's colours read once per request."""
+        unknown = [image_id for image_id in image_ids if image_id not in self._colours]
+        if unknown:
+            for image in await ImageService(self.session).by_ids(unknown):
+                self._colours[image.id] = list(image.dominant_colors)
+            for image_id in unknown:
+                self._colours.setdefault(image_id, [])  # deleted: not asked again
         shares: dict[str, float] = {}
-        for image in await ImageService(self.session).by_ids(image_ids):
-            for colour in image.dominant_colors:
+        for image_id in image_ids:
+            for colour in self._colours.get(image_id, []):
                 hex_colour = str(colour["hex"]).lower()
                 shares[hex_colour] = shares.get(hex_colour, 0.0) + float(colour.get("share", 0))
         return sorted(shares, key=lambda colour: -shares[colour])[:PALETTE_SIZE]

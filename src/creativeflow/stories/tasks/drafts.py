@@ -5,7 +5,7 @@
 | `dialogue` (panel) | text, `dialogue` | one per option: its lines, as "Name: text" |
 | `visual_prompt` (panel) | text, `visual_prompt` | the prompt |
 | `scene_summary` (scene) | text, `scene_summary` | the summary |
-| `panel_description` (scene) | storyboard | the panels (description, shot, notes) |
+| `panel_description` (scene) | storyboard | the panels, laid out as the storyboard workflow does |
 | `character_profile` (character) | text, `character_profile` | the summary (with the profile) |
 | `chapter_outline` (chapter, project) | text, `chapter_outline` | the logline (with the scenes) |
 
@@ -14,35 +14,23 @@ Selecting one writes it into its target (`stories/drafts/targets.py`).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from creativeflow.identity.repository import UserRepository
+from creativeflow.identity.service import principal_for
 from creativeflow.providers.contexts import ContextType, OutcomeWrite, TaskOutcome
 from creativeflow.providers.tasks import TaskType
-from creativeflow.stories.content.models import Shot
+from creativeflow.stories.cast.service import CHARACTER, LOCATION, CastService
 from creativeflow.stories.drafts.models import DraftKind, DraftTarget
 from creativeflow.stories.drafts.service import NewDraft, record_draft
-
-# The providers' shot names the content model has no exact match for.
-_SHOTS = {"medium_close_up": Shot.MEDIUM.value}
+from creativeflow.stories.workflows.storyboard import Cast, build_panels
 
 
 def _lines(option: dict[str, Any]) -> str:
     return "\n".join(f"{line['character']}: {line['text']}" for line in option.get("lines", []))
-
-
-def _panel(item: dict[str, Any]) -> dict[str, Any]:
-    shot = _SHOTS.get(item.get("shot", ""), item.get("shot"))
-    return {
-        "description": item.get("description"),
-        "shot": shot if shot in {value.value for value in Shot} else None,
-        "notes": " / ".join(
-            part for part in (item.get("camera"), item.get("dialogue_hint")) if part
-        )
-        or None,
-        "characters": item.get("characters", []),
-    }
 
 
 def _variants(task: TaskType, output: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
@@ -50,9 +38,8 @@ def _variants(task: TaskType, output: dict[str, Any]) -> tuple[str, list[dict[st
         return DraftKind.TEXT, [
             {"output": option, "text": _lines(option)} for option in output.get("options", [])
         ]
-    if task is TaskType.PANEL_DESCRIPTION:
-        panels = [_panel(item) for item in output.get("panels", [])]
-        return DraftKind.STORYBOARD, [{"panels": panels, "output": output}]
+    if task is TaskType.PANEL_DESCRIPTION:  # laid out when written (`_storyboard`)
+        return DraftKind.STORYBOARD, [{"panels": [], "output": output}]
     text_of = {
         TaskType.VISUAL_PROMPT: "prompt",
         TaskType.SCENE_SUMMARY: "summary",
@@ -88,6 +75,26 @@ def task_draft(outcome: TaskOutcome) -> OutcomeWrite | None:
     )
 
     async def write(session: AsyncSession) -> None:
-        record_draft(session, new)
+        if kind == DraftKind.STORYBOARD:
+            laid_out = await _storyboard(session, outcome)
+            record_draft(session, dataclasses.replace(new, variants=laid_out))
+        else:
+            record_draft(session, new)
 
     return OutcomeWrite({"draft_id": str(new.id)}, write)
+
+
+async def _storyboard(session: AsyncSession, outcome: TaskOutcome) -> list[dict[str, Any]]:
+    """The panels laid out as the storyboard workflow lays them out (`workflows/storyboard`:
+    cast and location found by name, the scene text's dialogue split into bubbles), with the
+    project's cast as it is now."""
+    user = (
+        await UserRepository(session).get_with_roles(outcome.owner_id) if outcome.owner_id else None
+    )
+    assert outcome.subject_id is not None
+    cast_names = CastService(session, principal_for(user)) if user is not None else None
+    characters = await cast_names.names(CHARACTER, outcome.subject_id) if cast_names else []
+    locations = await cast_names.names(LOCATION, outcome.subject_id) if cast_names else []
+    text = str(outcome.task_input.get("input", {}).get("scene_text") or "")
+    panels = build_panels(outcome.output, text, Cast(characters=characters, locations=locations))
+    return [{"panels": panels, "output": outcome.output}]
