@@ -323,7 +323,10 @@ class RedisHub(RealtimeHub):
 
     def _receive(self, channel: str, raw: bytes) -> None:
         watched = self._watched.get(channel)
-        if watched is None:
+        if watched is None or not watched.ready.is_set():
+            # Before our SUBSCRIBE is confirmed, a message on this connection was published
+            # for an earlier watch of the channel (one connection keeps Redis's order): not
+            # these sockets' news (what they missed comes from the replay).
             return
         try:
             message = RealtimeMessage.decode(raw)
