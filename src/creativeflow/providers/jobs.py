@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +29,7 @@ from creativeflow.jobs.errors import JobFailed
 from creativeflow.jobs.kinds import Retries, job_kind
 from creativeflow.providers.base import (
     ImageEditRequest,
+    ImageFormat,
     ImageOperation,
     ImageRequest,
     ImageResult,
@@ -40,6 +41,9 @@ from creativeflow.providers.errors import ProviderError
 from creativeflow.providers.schemas import HexColour, ImageJobInput, Seed, TextTaskJobInput
 from creativeflow.providers.service import CallRecord, record_call, run_text_task, usage_document
 from creativeflow.providers.tasks import TASKS, TaskType
+
+if TYPE_CHECKING:
+    from creativeflow.settings import Settings
 
 TEXT_TASK_KIND = "providers.text_task"
 IMAGE_KIND = "providers.generate_image"
@@ -202,18 +206,7 @@ async def _transform_image(
     platform = context.platform
     provider = platform.image_provider
     source, source_bytes = await read_source_image(context, data.source_image_id)
-    request = ImageEditRequest(
-        source=source_bytes,
-        operation=operation,
-        prompt=data.prompt,
-        style=data.style,
-        palette=tuple(data.palette),
-        strength=data.strength,
-        count=data.count,
-        seed=data.seed,
-        format=data.format,
-        timeout=platform.settings.provider_job_timeout_seconds,
-    )
+    request = edit_request(source_bytes, operation, data, platform.settings)
     del source_bytes  # the request holds the one copy
     started = time.perf_counter()
     result = await call_image_provider(
@@ -288,6 +281,36 @@ def _outcome(
 
 
 # -- shared by the image kinds -------------------------------------------------------------------
+
+
+class EditParameters(Protocol):
+    """How to change a stored image: what both image-to-image job inputs carry."""
+
+    prompt: str
+    style: str | None
+    palette: list[str]
+    strength: float
+    count: int
+    seed: int | None
+    format: ImageFormat
+
+
+def edit_request(
+    source: bytes, operation: ImageOperation, data: EditParameters, settings: Settings
+) -> ImageEditRequest:
+    """The provider's image-to-image request for `source`, changed as `data` says."""
+    return ImageEditRequest(
+        source=source,
+        operation=operation,
+        prompt=data.prompt,
+        style=data.style,
+        palette=tuple(data.palette),
+        strength=data.strength,
+        count=data.count,
+        seed=data.seed,
+        format=data.format,
+        timeout=settings.provider_job_timeout_seconds,
+    )
 
 
 async def read_source_image(context: JobContext, image_id: uuid.UUID) -> tuple[Image, bytes]:

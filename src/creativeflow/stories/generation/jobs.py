@@ -17,10 +17,11 @@ from creativeflow.assets.service import ImageService, read_object
 from creativeflow.jobs.context import JobContext
 from creativeflow.jobs.errors import JobFailed
 from creativeflow.jobs.kinds import Retries, job_group, job_kind
-from creativeflow.providers.base import ImageEditRequest, ImageOperation, ImageRequest
+from creativeflow.providers.base import ImageOperation, ImageRequest
 from creativeflow.providers.jobs import (
     IMAGE_CATEGORY,
     call_image_provider,
+    edit_request,
     job_owner,
     read_source_image,
     store_image_outputs,
@@ -62,18 +63,7 @@ async def generate_story_image(context: JobContext, data: StoryImageJobInput) ->
         operation: ImageOperation = (
             "style_transfer" if data.operation == "style_transfer" else "variation"
         )
-        edit = ImageEditRequest(
-            source=source_bytes,
-            operation=operation,
-            prompt=data.prompt,
-            style=data.style,
-            palette=tuple(data.palette),
-            strength=data.strength,
-            count=data.count,
-            seed=data.seed,
-            format=data.format,
-            timeout=timeout,
-        )
+        edit = edit_request(source_bytes, operation, data, platform.settings)
         del source_bytes  # the request holds the one copy
         result = await call_image_provider(
             context, operation, lambda progress: provider.transform(edit, progress)
