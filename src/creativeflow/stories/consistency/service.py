@@ -482,6 +482,22 @@ async def locked_drift_warnings(
     the images are decoded in worker threads. A locked character whose primary design cannot
     be read is left out. Raises ValueError for a threshold outside 0..1 or an `image` that is
     not a readable image."""
+    [warnings] = await locked_drift_of_images(platform, panel_id, [image], threshold=threshold)
+    if warnings is None:
+        raise ValueError("the image cannot be read")
+    return warnings
+
+
+async def locked_drift_of_images(
+    platform: Platform,
+    panel_id: uuid.UUID,
+    images: Sequence[bytes],
+    *,
+    threshold: float | None = None,
+) -> list[list[dict[str, Any]] | None]:
+    """`locked_drift_warnings` for several new images of one panel (a generation's
+    variants): the cast and its designs read, and the designs decoded, once for all of
+    them. None for an image that is not a readable image."""
     limit = platform.settings.story_drift_threshold if threshold is None else threshold
     if not 0.0 <= limit <= 1.0:
         raise ValueError(f"threshold must be between 0 and 1, not {limit}")
@@ -497,30 +513,39 @@ async def locked_drift_warnings(
         }
         cast = [(character.id, character.name) for character in locked if designs[character.id]]
     if not cast:
-        return []
-    async with platform.image_decode_slots:
-        panel = await asyncio.to_thread(features_of, image)
+        return [[] for _ in images]
     features = _Features(platform)
-    new_image = Reference(uuid.uuid4(), None)  # this image's embedding, under its own key
-    await features.embed(new_image.image_id, image)
     embedding_limit = platform.settings.story_embedding_threshold
-    warnings = []
-    for character_id, name in cast:
-        primaries = [Reference(image_id, keys.get(image_id)) for image_id in designs[character_id]]
-        references = []
-        for reference in primaries:
-            with contextlib.suppress(_Problem):
-                references.append(await features.of(reference))
-        if not references:
-            continue
-        value = drift(panel, references)
-        distance = features.embedding_distance(new_image, primaries)
-        if value > limit or (distance is not None and distance > embedding_limit):
-            warning = _drift_warning(character_id, name, value, limit)
-            if distance is not None:
-                warning["embedding_distance"] = round(distance, DRIFT_DIGITS)
-            warnings.append(warning)
-    return warnings
+    found: list[list[dict[str, Any]] | None] = []
+    for image in images:
+        async with platform.image_decode_slots:
+            try:
+                panel = await asyncio.to_thread(features_of, image)
+            except ValueError:
+                found.append(None)
+                continue
+        new_image = Reference(uuid.uuid4(), None)  # this image's embedding, under its own key
+        await features.embed(new_image.image_id, image)
+        warnings = []
+        for character_id, name in cast:
+            primaries = [
+                Reference(image_id, keys.get(image_id)) for image_id in designs[character_id]
+            ]
+            references = []
+            for reference in primaries:
+                with contextlib.suppress(_Problem):
+                    references.append(await features.of(reference))
+            if not references:
+                continue
+            value = drift(panel, references)
+            distance = features.embedding_distance(new_image, primaries)
+            if value > limit or (distance is not None and distance > embedding_limit):
+                warning = _drift_warning(character_id, name, value, limit)
+                if distance is not None:
+                    warning["embedding_distance"] = round(distance, DRIFT_DIGITS)
+                warnings.append(warning)
+        found.append(warnings)
+    return found
 
 
 def _drift_warning(

@@ -27,7 +27,7 @@ from creativeflow.providers.jobs import (
     store_image_outputs,
 )
 from creativeflow.providers.service import usage_document
-from creativeflow.stories.consistency.service import locked_drift_warnings
+from creativeflow.stories.consistency.service import locked_drift_of_images
 from creativeflow.stories.drafts.models import DraftKind
 from creativeflow.stories.drafts.service import NewDraft, record_draft
 from creativeflow.stories.generation.schemas import PanelSequenceInput, StoryImageJobInput
@@ -109,8 +109,12 @@ async def generate_story_image(context: JobContext, data: StoryImageJobInput) ->
     warnings: list[dict[str, Any]] = []
     if data.target_type == "panel":
         await context.progress(0.95, "checking locked characters")
-        for index, image in enumerate(result.images):
-            drifted = await _drift(context, data, image.data)
+        checked = await locked_drift_of_images(
+            platform, data.target_id, [image.data for image in result.images]
+        )
+        for index, found in enumerate(checked):
+            # An image whose bytes cannot be decoded is stored and shown as it is, unchecked.
+            drifted = found or []
             variants[index]["drift"] = {item["character_id"]: item["drift"] for item in drifted}
             warnings += [{**item, "variant": index} for item in drifted]
     new = NewDraft(
@@ -175,14 +179,3 @@ async def _references(context: JobContext, image_ids: list[uuid.UUID]) -> tuple[
         except ImageNotFound:
             continue
     return tuple(found)
-
-
-async def _drift(
-    context: JobContext, data: StoryImageJobInput, image: bytes
-) -> list[dict[str, Any]]:
-    """The panel's locked characters drifting from their references in this image; nothing
-    when the provider's bytes cannot be decoded (the image is stored and shown as it is)."""
-    try:
-        return await locked_drift_warnings(context.platform, data.target_id, image)
-    except ValueError:
-        return []
